@@ -1,0 +1,1 @@
+"""Geometry: mesh I/O through meshio, shape and mesh generators, morphing, transfer between meshes."""

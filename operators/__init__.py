@@ -1,0 +1,12 @@
+"""Learned function-space models (PyTorch ``nn.Module`` s, channels-first tensors).
+
+One module per family; every model records its constructor arguments so that it can be rebuilt
+from a checkpoint without pickled code (:mod:`operators.base`).
+"""
+
+from operators.base import OperatorModel, build, load_model, save_model
+from operators.fno import FNO
+from operators.normalization import NormalizedOperator, Normalizer
+
+__all__ = ["FNO", "NormalizedOperator", "Normalizer", "OperatorModel", "build", "load_model",
+           "save_model"]

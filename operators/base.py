@@ -1,0 +1,137 @@
+"""Common base for learned operators: constructor arguments recorded for safe checkpoints.
+
+Every operator in this package is an :class:`OperatorModel`. Its constructor takes keyword
+arguments only; the resolved arguments (defaults included, so that a checkpoint does not depend on
+the defaults of a later version) are kept in ``model.config`` as plain JSON values. A checkpoint is
+``{"class": name, "config": json, "state_dict": tensors}`` and is loaded with
+``torch.load(..., weights_only=True)``: nothing pickled is ever executed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+_REGISTRY: dict[str, type[OperatorModel]] = {}
+
+
+def _to_json_value(value: Any) -> Any:
+    """Convert tuples (and nested containers) to JSON-compatible lists; reject anything else."""
+    if isinstance(value, (tuple, list)):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json_value(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(
+        f"constructor argument of type {type(value).__name__} cannot be stored in a checkpoint; "
+        "operators take only JSON-compatible keyword arguments (numbers, strings, lists, dicts)"
+    )
+
+
+class OperatorModel(nn.Module):
+    """Base class recording keyword-only constructor arguments in ``self.config``.
+
+    Subclasses are registered by class name, so :func:`build` and :func:`load_model` can rebuild
+    them from a checkpoint.
+    """
+
+    config: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+        init = cls.__init__
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self: OperatorModel, *args: Any, **kw: Any) -> None:
+            if args:
+                raise TypeError(f"{cls.__name__} takes keyword arguments only, got {len(args)} "
+                                "positional argument(s)")
+            bound = signature.bind(self, **kw)
+            bound.apply_defaults()
+            config = {k: v for k, v in bound.arguments.items() if k != "self"}
+            init(self, **kw)
+            # The outermost subclass runs last and so decides the recorded config.
+            self.config = _to_json_value(self._resolve_config(config))
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    def _resolve_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Hook for subclasses that hold other operators: complete ``config`` after ``__init__``."""
+        return config
+
+    def n_parameters(self) -> int:
+        """Number of trainable scalar parameters (complex weights count twice)."""
+        return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.parameters()
+                   if p.requires_grad)
+
+
+def registered() -> dict[str, type[OperatorModel]]:
+    """Return a copy of the name -> class registry of operator models."""
+    return dict(_REGISTRY)
+
+
+def build(name: str, config: dict[str, Any]) -> OperatorModel:
+    """Instantiate the registered operator ``name`` with keyword arguments ``config``."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown operator {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**config)
+
+
+def model_checkpoint(model: OperatorModel) -> dict[str, Any]:
+    """Return a weights-only-loadable dictionary describing ``model`` completely."""
+    if not isinstance(model, OperatorModel):
+        raise TypeError(f"expected an OperatorModel, got {type(model).__name__}")
+    return {
+        "class": type(model).__name__,
+        "config": json.dumps(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> OperatorModel:
+    """Rebuild a model from :func:`model_checkpoint`'s dictionary."""
+    missing = {"class", "config", "state_dict"} - set(checkpoint)
+    if missing:
+        raise ValueError(f"not a model checkpoint: missing keys {sorted(missing)}")
+    model = build(checkpoint["class"], json.loads(checkpoint["config"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the target folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: OperatorModel, path: str | os.PathLike) -> None:
+    """Write ``model`` (class, config, weights) to ``path`` atomically."""
+    atomic_torch_save(model_checkpoint(model), path)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> OperatorModel:
+    """Load a model written by :func:`save_model` without unpickling any code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model checkpoint at {path}")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    return model_from_checkpoint(checkpoint)

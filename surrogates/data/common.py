@@ -1,0 +1,274 @@
+"""The shared dataset layer: schema checks, atomic netCDF I/O, splits and the torch hand-over.
+
+Every gridded dataset of the package is an :class:`xarray.Dataset` with named dimensions
+(``sample``, ``time``, spatial dims), PDE parameters as variables over ``sample``, CF-style
+``units`` / ``long_name`` on every variable, and provenance in ``attrs`` (solver, package version,
+generating configuration as JSON). The problem-family modules (:mod:`surrogates.data.climate`, ...)
+build such datasets; this module holds what they share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from operators.normalization import Normalizer
+from surrogates import __version__
+
+#: Dimensions that index independent examples; every other dimension of a field is spatial.
+EXAMPLE_DIMS: tuple[str, ...] = ("sample", "time")
+
+
+def provenance_attrs(solver: str, config: Mapping[str, Any], title: str) -> dict[str, str]:
+    """Global attributes recording how a dataset was made (CF ``Conventions`` included).
+
+    No time stamp is stored, so that the same configuration always gives the same bytes.
+    """
+    return {
+        "Conventions": "CF-1.8",
+        "title": title,
+        "source": f"surrogates {__version__}, solver {solver}",
+        "solver": solver,
+        "surrogates_version": __version__,
+        "config": json.dumps(dict(config), sort_keys=True),
+    }
+
+
+def dataset_config(ds: xr.Dataset) -> dict[str, Any]:
+    """The generating configuration stored by :func:`provenance_attrs`."""
+    if "config" not in ds.attrs:
+        raise ValueError("dataset has no 'config' attribute: it was not written by surrogates")
+    return json.loads(ds.attrs["config"])
+
+
+def check_schema(ds: xr.Dataset, variables: Mapping[str, Sequence[str]]) -> None:
+    """Check that ``ds`` holds each named variable with exactly the given dimensions.
+
+    Raises
+    ------
+    ValueError
+        Naming every missing variable and every variable whose dimensions differ.
+    """
+    problems = []
+    for name, dims in variables.items():
+        if name not in ds.variables:
+            problems.append(f"missing variable {name!r} (expected dims {tuple(dims)})")
+        elif tuple(ds[name].dims) != tuple(dims):
+            problems.append(f"variable {name!r} has dims {tuple(ds[name].dims)}, "
+                            f"expected {tuple(dims)}")
+    for name, var in ds.data_vars.items():
+        if "units" not in var.attrs:
+            problems.append(f"variable {name!r} has no 'units' attribute")
+    if problems:
+        raise ValueError("dataset does not match the expected schema: " + "; ".join(problems))
+
+
+def _encoding(ds: xr.Dataset, complevel: int) -> dict[str, dict[str, Any]]:
+    return {name: {"zlib": True, "complevel": complevel}
+            for name, var in ds.variables.items() if np.issubdtype(var.dtype, np.number)}
+
+
+def refuse_existing(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Return ``path`` as a Path; raise FileExistsError if it exists and ``overwrite`` is False."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; refusing to overwrite it "
+                              "(pass overwrite=True, or --overwrite on the command line)")
+    return path
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False,
+                 complevel: int = 4) -> Path:
+    """Write ``ds`` as compressed netCDF4, atomically.
+
+    The data go to a temporary file in the target folder which is renamed onto ``path`` only when
+    complete, so an interrupted write never leaves a partial file under the final name.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    path = refuse_existing(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=_encoding(ds, complevel))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def open_netcdf(path: str | os.PathLike, *, chunks: Mapping[str, int] | None = None,
+                schema: Mapping[str, Sequence[str]] | None = None) -> xr.Dataset:
+    """Open a netCDF dataset written by this package, with clear errors.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    chunks : mapping, optional
+        Dask chunk sizes for lazy loading; ``None`` loads eagerly into memory.
+    schema : mapping, optional
+        Variable name -> dims to check (see :func:`check_schema`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not readable netCDF, or does not match ``schema``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no dataset file at {path}")
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+        if chunks is None:
+            ds = ds.load()
+            ds.close()
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable netCDF file ({err})") from err
+    if schema is not None:
+        check_schema(ds, schema)
+    return ds
+
+
+def split_samples(n_samples: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), *,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Split sample indices into train / validation / test by a seeded permutation.
+
+    Whole samples (trajectories) go to one split, so no split sees states of another's
+    trajectories. Each returned index array is sorted.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got "
+                         f"{tuple(fractions)}")
+    n_val = int(round(fractions[1] * n_samples))
+    n_test = int(round(fractions[2] * n_samples))
+    n_train = n_samples - n_val - n_test
+    if n_train < 1 or (fractions[1] > 0 and n_val < 1) or (fractions[2] > 0 and n_test < 1):
+        raise ValueError(f"{n_samples} samples are too few for the split {tuple(fractions)}: "
+                         f"it gives train {n_train}, validation {n_val}, test {n_test}")
+    order = np.random.default_rng(seed).permutation(n_samples)
+    return {"train": np.sort(order[:n_train]),
+            "validation": np.sort(order[n_train:n_train + n_val]),
+            "test": np.sort(order[n_train + n_val:])}
+
+
+def stack_examples(ds: xr.Dataset, names: Sequence[str],
+                   spatial_dims: Sequence[str]) -> np.ndarray:
+    """Stack variables into channels-first examples ``(n_examples, channels, *spatial)``.
+
+    Every dimension in :data:`EXAMPLE_DIMS` present on the first variable indexes examples. A
+    variable lacking some example or spatial dims (a PDE parameter over ``sample``, say) is
+    broadcast over them, which is how scalar parameters become constant input channels.
+    """
+    if not names:
+        raise ValueError("at least one variable is needed")
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise ValueError(f"variables {missing} are not in the dataset; it has "
+                         f"{sorted(ds.data_vars)}")
+    example_dims = [d for d in EXAMPLE_DIMS if d in ds[names[0]].dims]
+    order = (*example_dims, *spatial_dims)
+    target = xr.broadcast(*[ds[n] for n in names])
+    channels = []
+    for name, var in zip(names, target, strict=True):
+        extra = set(var.dims) - set(order)
+        if extra:
+            raise ValueError(f"variable {name!r} has dims {tuple(var.dims)}; only {order} can be "
+                             "stacked into examples")
+        channels.append(var.transpose(*order).values)
+    data = np.stack(channels, axis=len(example_dims))
+    n_examples = int(np.prod(data.shape[:len(example_dims)]))
+    return data.reshape(n_examples, *data.shape[len(example_dims):])
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Input/target tensor pairs in physical units, channels first.
+
+    Parameters
+    ----------
+    inputs : torch.Tensor
+        Shape ``(n, c_in, *spatial)``.
+    targets : torch.Tensor
+        Shape ``(n, c_out, *spatial)``.
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor):
+        if inputs.shape[0] != targets.shape[0] or inputs.shape[2:] != targets.shape[2:]:
+            raise ValueError(f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} "
+                             "must agree in the number of examples and the spatial shape")
+        self.inputs = inputs
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inputs[index], self.targets[index]
+
+
+@dataclass
+class TorchSplits:
+    """Train / validation / test datasets and the normalisers fitted on the training split."""
+
+    train: PairDataset
+    validation: PairDataset
+    test: PairDataset
+    input_normalizer: Normalizer
+    target_normalizer: Normalizer
+    indices: dict[str, np.ndarray]
+
+
+def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
+             spatial_dims: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1),
+             seed: int = 0, dtype: torch.dtype = torch.float32) -> TorchSplits:
+    """Hand a dataset over to torch: split by sample, stack examples, fit normalisers on train.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Dataset with a ``sample`` dimension.
+    inputs, targets : sequence of str
+        Variables that become input and target channels (see :func:`stack_examples`).
+    spatial_dims : sequence of str
+        The grid dimensions, in order (``("k",)`` for Lorenz-96's slow ring).
+    fractions, seed
+        Passed to :func:`split_samples`.
+    """
+    if "sample" not in ds.dims:
+        raise ValueError(f"dataset needs a 'sample' dimension; it has {dict(ds.sizes)}")
+    indices = split_samples(ds.sizes["sample"], fractions, seed=seed)
+    parts = {}
+    for split, idx in indices.items():
+        subset = ds.isel(sample=idx)
+        x = torch.as_tensor(stack_examples(subset, inputs, spatial_dims), dtype=dtype)
+        y = torch.as_tensor(stack_examples(subset, targets, spatial_dims), dtype=dtype)
+        parts[split] = PairDataset(x, y)
+    input_normalizer = Normalizer(len(inputs)).fit(parts["train"].inputs)
+    target_normalizer = Normalizer(len(targets)).fit(parts["train"].targets)
+    return TorchSplits(parts["train"], parts["validation"], parts["test"], input_normalizer,
+                       target_normalizer, indices)

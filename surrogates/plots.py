@@ -1,0 +1,90 @@
+"""Matplotlib figures written as PNG beside a run's outputs (no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def training_curves(history: Sequence[dict], path: str | os.PathLike) -> None:
+    """Training and validation loss per epoch on a log scale."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(epochs, [h["train_loss"] for h in history], label="train")
+    val = [h["validation_loss"] for h in history]
+    if not all(np.isnan(v) for v in val):
+        ax.semilogy(epochs, val, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)
+
+
+def parity(prediction: np.ndarray, target: np.ndarray, names: Sequence[str],
+           path: str | os.PathLike, max_points: int = 20000) -> None:
+    """Predicted against true values per target channel, with the identity line and R^2."""
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
+    for c, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
+        t, p = target[:, c].ravel(), prediction[:, c].ravel()
+        keep = rng.choice(t.size, size=min(max_points, t.size), replace=False)
+        ax.scatter(t[keep], p[keep], s=2, alpha=0.3)
+        lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        r2 = 1 - np.sum((p - t) ** 2) / np.sum((t - t.mean()) ** 2)
+        ax.set_title(f"{name}: R$^2$ = {r2:.4f}")
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+    _save(fig, path)
+
+
+def snapshot(inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray,
+             input_names: Sequence[str], target_names: Sequence[str],
+             path: str | os.PathLike, n_examples: int = 3) -> None:
+    """A few examples side by side: 1D fields as lines over the grid plus the input-target
+    relation; 2D fields as images of truth, prediction and error."""
+    picks = np.linspace(0, len(target) - 1, n_examples).astype(int)
+    if target.ndim == 3:
+        fig, axes = plt.subplots(1, n_examples + 1, figsize=(4 * (n_examples + 1), 3.5))
+        for ax, i in zip(axes, picks, strict=False):
+            grid = np.arange(target.shape[-1])
+            ax.plot(grid, target[i, 0], "k-", label=f"true {target_names[0]}")
+            ax.plot(grid, prediction[i, 0], "r--", label="predicted")
+            ax.set_xlabel("grid index")
+            ax.set_title(f"example {i}")
+        axes[0].legend(fontsize=8)
+        ax = axes[-1]
+        ax.scatter(inputs[:, 0].ravel(), target[:, 0].ravel(), s=1, alpha=0.2, c="k",
+                   label="true")
+        ax.scatter(inputs[:, 0].ravel(), prediction[:, 0].ravel(), s=1, alpha=0.2, c="r",
+                   label="predicted")
+        ax.set_xlabel(input_names[0])
+        ax.set_ylabel(target_names[0])
+        ax.legend(fontsize=8, markerscale=5)
+    elif target.ndim == 4:
+        fig, axes = plt.subplots(n_examples, 3, figsize=(10, 3.2 * n_examples), squeeze=False)
+        for row, i in zip(axes, picks, strict=True):
+            vmin, vmax = target[i, 0].min(), target[i, 0].max()
+            for ax, field, title in zip(row, (target[i, 0], prediction[i, 0],
+                                              prediction[i, 0] - target[i, 0]),
+                                        ("true", "predicted", "error"), strict=True):
+                im = ax.imshow(field.T, origin="lower",
+                               **({} if title == "error" else {"vmin": vmin, "vmax": vmax}))
+                ax.set_title(f"{title} {target_names[0]} (example {i})")
+                fig.colorbar(im, ax=ax, shrink=0.8)
+    else:
+        return
+    _save(fig, path)

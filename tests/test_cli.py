@@ -1,0 +1,123 @@
+"""The `surrogates` command as a user runs it: generate, train, evaluate, resume, demo, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from surrogates.cli import main
+from surrogates.data.climate import load_lorenz96
+
+GENERATE = ["generate", "lorenz96", "--n-samples", "10", "--n-steps", "200", "--save-every", "5",
+            "--spinup-steps", "200", "--seed", "1"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "l96.nc"
+    result = invoke(*GENERATE, "--out", path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_generate_writes_the_requested_dataset(data_file):
+    ds = load_lorenz96(data_file)
+    assert dict(ds.sizes) == {"sample": 10, "time": 41, "k": 36, "j": 10}
+    assert json.loads(ds.attrs["config"])["seed"] == 1
+
+
+def test_existing_output_is_refused_before_any_work(data_file):
+    before = data_file.stat().st_mtime_ns
+    result = invoke(*GENERATE, "--out", data_file)
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert data_file.stat().st_mtime_ns == before
+
+
+def test_bad_input_gives_a_one_line_error(tmp_path, data_file):
+    result = invoke("generate", "lorenz96", "--dt", "-0.1", "--out", tmp_path / "x.nc")
+    assert result.exit_code == 1 and "dt" in result.output
+    assert not (tmp_path / "x.nc").exists()
+    result = invoke("train", "fno", "--data", tmp_path / "missing.nc", "--out", tmp_path / "r")
+    assert result.exit_code == 1 and "missing.nc" in result.output
+    result = invoke("train", "fno", "--data", data_file, "--inputs", "W", "--out",
+                    tmp_path / "r2")
+    assert result.exit_code == 1 and "'W'" in result.output
+
+
+def test_toml_config_is_used_and_flags_win(tmp_path):
+    config = tmp_path / "gen.toml"
+    config.write_text("n_samples = 3\nK = 8\nJ = 4\nn_steps = 20\nsave_every = 10\n"
+                      "spinup_steps = 0\nseed = 5\n")
+    result = invoke("generate", "lorenz96", "--config", config, "--K", "6",
+                    "--out", tmp_path / "t.nc")
+    assert result.exit_code == 0, result.output
+    ds = load_lorenz96(tmp_path / "t.nc")
+    assert dict(ds.sizes) == {"sample": 3, "time": 3, "k": 6, "j": 4}
+    config.write_text("n_sample = 3\n")
+    result = invoke("generate", "lorenz96", "--config", config, "--out", tmp_path / "u.nc")
+    assert result.exit_code == 2 and "unknown keys ['n_sample']" in result.output
+
+
+def test_train_then_evaluate_learns_the_closure(tmp_path, data_file):
+    run = tmp_path / "run"
+    result = invoke("train", "fno", "--data", data_file, "--out", run, "--epochs", "15",
+                    "--batch-size", "32", "--lr", "3e-3", "--width", "16", "--modes", "12")
+    assert result.exit_code == 0, result.output
+    result = invoke("evaluate", run)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    # The subgrid forcing is mostly a function of the local slow state (Wilks 2005): a learned
+    # closure must explain most of its variance on held-out trajectories.
+    assert metrics["overall"]["r2"] > 0.8, metrics
+    for png in ("parity.png", "snapshot.png", "training_curves.png"):
+        assert (run / "evaluation" / png).stat().st_size > 10_000
+    result = invoke("train", "fno", "--data", data_file, "--out", run)
+    assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_resume_in_a_fresh_process_matches_an_uninterrupted_run(tmp_path, data_file):
+    common = ["train", "fno", "--data", data_file, "--width", "8", "--layers", "2",
+              "--modes", "8", "--batch-size", "64", "--seed", "3"]
+    assert invoke(*common, "--epochs", "3", "--out", tmp_path / "straight").exit_code == 0
+    assert invoke(*common, "--epochs", "3", "--scheduler", "none", "--out",
+                  tmp_path / "other").exit_code == 0
+
+    # First part: a run of 1 epoch with the 3-epoch schedule, by stopping it after epoch 0.
+    first = invoke(*common, "--epochs", "3", "--patience", "0", "--out", tmp_path / "resumed")
+    assert first.exit_code == 0, first.output
+    command = [sys.executable, "-m", "surrogates.cli",
+               *[str(a) for a in common], "--epochs", "3", "--resume", "--out",
+               tmp_path / "resumed"]
+    # Bitwise equality needs the same number of intra-op threads as this process (conftest).
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+
+    def weights(name):
+        state = torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)
+        return state["epoch"], state["model"]["state_dict"]
+
+    epoch_a, a = weights("straight")
+    epoch_b, b = weights("resumed")
+    assert epoch_a == epoch_b == 2
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    _, c = weights("other")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_demo_quick_writes_a_report(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "relative L2" in (out / "report.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_metrics"]["n_examples"] > 0
+    assert invoke("demo", "--quick", "--out", out).exit_code == 1
