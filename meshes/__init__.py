@@ -1,1 +1,2 @@
-"""Geometry: mesh I/O through meshio, shape and mesh generators, morphing, transfer between meshes."""
+"""Geometry: mesh I/O through meshio, shape and mesh generators, morphing, transfer between
+meshes."""

@@ -171,7 +171,7 @@ class SpectralConv(nn.Module):
         ``-(m // 2), ..., m - m // 2 - 1`` (for even ``m``: ``m / 2`` negative and ``m / 2``
         non-negative ones). Along the last axis, which the real FFT halves, the frequencies
         ``0, ..., m // 2`` are kept (``m // 2 + 1`` of them), as in ``neuraloperator``.
-        So ``n_modes = (16, 16)`` retains ``|k_x| <= 8`` (minus ``+8``) and ``0 <= k_y <= 8``.
+        So ``n_modes = (16, 16)`` retains ``-8 <= k_x <= 7`` and ``0 <= k_y <= 8``.
     bias : bool, default True
         Add a learnable per-output-channel constant.
     init_std : float or None, default None

@@ -21,11 +21,11 @@ from surrogates.training import TrainConfig
 
 def demo_configs(quick: bool = False) -> tuple[Lorenz96DataConfig, dict, TrainConfig]:
     """Data, FNO and training settings of the demo (``quick``: seconds instead of minutes)."""
-    data = Lorenz96DataConfig(n_samples=12 if quick else 40, n_steps=400 if quick else 1000,
+    data = Lorenz96DataConfig(n_samples=12 if quick else 100, n_steps=400 if quick else 1000,
                               save_every=10, spinup_steps=400 if quick else 1000, seed=0)
     model = {"n_modes": [12], "hidden_channels": 16 if quick else 32,
              "n_layers": 2 if quick else 4, "positional_embedding": None}
-    train = TrainConfig(epochs=3 if quick else 40, batch_size=64, lr=2e-3, seed=0,
+    train = TrainConfig(epochs=3 if quick else 12, batch_size=64, lr=2e-3, seed=0,
                         show_progress=True)
     return data, model, train
 

@@ -52,7 +52,8 @@ class Lorenz96DataConfig:
     """What to generate: system size, parameters, time grid and seed.
 
     Defaults: the classic two-tier system of Lorenz (1996) (K = 36, J = 10, F = 10, h = 1,
-    b = c = 10) with dt = 0.005 MTU, 10 MTU of spin-up, 10 MTU saved every 0.05 MTU.
+    b = c = 10) with dt = 0.005 MTU, 10 MTU of spin-up (integrated at dt / 2, see
+    :func:`spin_up`), 10 MTU saved every 0.05 MTU.
 
     Attributes
     ----------
@@ -106,6 +107,21 @@ def sample_forcing(config: Lorenz96DataConfig, sample_indices: np.ndarray) -> np
                      for n in sample_indices])
 
 
+def spin_up(state: lorenz96.Lorenz96State, params: lorenz96.Lorenz96Params,
+            config: Lorenz96DataConfig) -> lorenz96.Lorenz96State:
+    """Integrate ``config.spinup_steps * config.dt`` MTU from ``state`` at half the step.
+
+    Random initial states lie far off the attractor and are stiffer than the attractor itself:
+    at dt = 0.005 about 0.8 % of them diverged within the first 0.05 MTU (32 of 4096), none of
+    8192 at dt <= 0.003, while on the attractor dt = 0.005 was stable for all 4096 over 2 MTU.
+    So the transient runs at dt / 2 and the saved trajectory at dt.
+    """
+    if config.spinup_steps == 0:
+        return state
+    return lorenz96.solve(state, params, dt=config.dt / 2, n_steps=1,
+                          spinup_steps=2 * config.spinup_steps - 1, dtype=config.dtype).final_state
+
+
 def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
                       show_progress: bool = True) -> xr.Dataset:
     """Integrate ``config.n_samples`` trajectories and return them as a dataset.
@@ -121,9 +137,10 @@ def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
                                               seed=config.seed, sample_offset=start)
         params = {p: np.full(stop - start, float(getattr(config, p))) for p in _PARAMETERS}
         params["F"] = sample_forcing(config, np.arange(start, stop))
+        state = spin_up(state, lorenz96.Lorenz96Params(**params), config)
         trajectory = lorenz96.solve(state, lorenz96.Lorenz96Params(**params), dt=config.dt,
                                     n_steps=config.n_steps, save_every=config.save_every,
-                                    spinup_steps=config.spinup_steps, dtype=config.dtype)
+                                    dtype=config.dtype)
         batches.append((trajectory, params))
     time = batches[0][0].time
 
