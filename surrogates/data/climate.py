@@ -130,8 +130,10 @@ def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
     """
     batches = []
     starts = range(0, config.n_samples, config.batch_size)
-    for start in tqdm(starts, desc="lorenz96", unit="batch", disable=None if show_progress
-                      else True):
+    # One bar over batches when there are several, else the solver's own bar over time steps.
+    several = len(starts) > 1
+    for start in tqdm(starts, desc="lorenz96", unit="batch",
+                      disable=None if show_progress and several else True):
         stop = min(start + config.batch_size, config.n_samples)
         state = lorenz96.random_initial_state(stop - start, config.K, config.J, config.I,
                                               seed=config.seed, sample_offset=start)
@@ -140,7 +142,8 @@ def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
         state = spin_up(state, lorenz96.Lorenz96Params(**params), config)
         trajectory = lorenz96.solve(state, lorenz96.Lorenz96Params(**params), dt=config.dt,
                                     n_steps=config.n_steps, save_every=config.save_every,
-                                    dtype=config.dtype)
+                                    dtype=config.dtype,
+                                    show_progress=show_progress and not several)
         batches.append((trajectory, params))
     time = batches[0][0].time
 
