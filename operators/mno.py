@@ -1,0 +1,617 @@
+r"""Multiscale neural operator (MNO) closures for the two-tier Lorenz-96 system.
+
+The multiscale neural operator of Lütjens et al. keeps the known slow physics of Lorenz-96 and
+learns only the effect of the unresolved fast variables (the *closure*). On a periodic ring of
+``K`` slow variables :math:`X_k` (time in model time units, MTU):
+
+.. math::
+
+    \frac{dX_k}{dt} = \underbrace{X_{k-1}(X_{k+1} - X_{k-2}) - X_k + F}_{f(X; F)
+    \ \text{(known, coarse)}} + \underbrace{c_k(X)}_{\text{learned closure}},
+
+where in the resolved system :math:`c_k = -(hc/b)\sum_j Y_{j,k}` (the subgrid forcing). The
+MNO paper's training target is the RK4-step-averaged true tendency minus :math:`f` at the step's
+start, so that forward Euler :math:`X_{t+\Delta t} = X_t + \Delta t\,(f(X_t) + c(X_t))`
+reproduces the resolved trajectory exactly.
+
+Contents
+--------
+* :func:`lorenz96_coarse_tendency` -- :math:`f(X; F)` in torch.
+* :class:`MNOClosure` -- a grid-independent closure operator (an FNO without positional
+  embedding, hence translation-equivariant on the ring and applicable to any ``K``).
+* :class:`LocalMLPClosure` -- a pointwise MLP acting on the stencil
+  :math:`X_{k-s}, \dots, X_{k+s}` (the "local closure" baseline).
+* :class:`PolynomialClosure` -- :math:`c_k = \sum_p a_p X_k^p` (Wilks 2005), fitted by least
+  squares.
+* :class:`HybridLorenz96` -- time stepping of ``coarse + closure`` (RK4 or forward Euler), for
+  inference and for a-posteriori training through unrolled steps.
+
+Closure calling convention
+--------------------------
+A closure maps channels-first input ``(batch, C, K)`` to ``(batch, 1, K)``. Channel 0 is
+:math:`X(t)`; channels ``1..history`` are :math:`X(t - \Delta t), \dots, X(t - h\Delta t)`
+(attribute ``history``, default 0). Closures with ``use_forcing_channel = True`` take the forcing
+as a second argument, ``closure(x, F)``, and append it as a constant input channel.
+
+References
+----------
+.. [1] B. Lütjens, C. H. Crawford, C. D. Watson, C. Hill, D. Newman, "Multiscale neural
+   operator: learning fast and grid-independent PDE solvers", arXiv:2207.11417 (2022).
+.. [2] D. S. Wilks, "Effects of stochastic parametrizations in the Lorenz '96 system",
+   Q. J. R. Meteorol. Soc. 131, 389-407 (2005).
+.. [3] E. N. Lorenz, "Predictability: a problem partly solved", Proc. ECMWF Seminar on
+   Predictability, vol. 1, 1-18 (1996).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from operators.base import OperatorModel, model_from_checkpoint
+from operators.fno import FNO
+
+__all__ = ["HybridLorenz96", "LocalMLPClosure", "MNOClosure", "PolynomialClosure",
+           "lorenz96_coarse_tendency"]
+
+_ACTIVATIONS = {"gelu": nn.GELU, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+# --------------------------------------------------------------------------------------------
+# Known physics
+# --------------------------------------------------------------------------------------------
+def _align_leading(F: float | torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """``F`` as a tensor of ``X``'s dtype whose axes line up with ``X``'s *leading* axes."""
+    F = torch.as_tensor(F, dtype=X.dtype, device=X.device)
+    if F.ndim >= X.ndim:
+        raise ValueError(
+            f"F of shape {tuple(F.shape)} must have fewer axes than X of shape {tuple(X.shape)}: "
+            "F's axes are aligned with X's leading (sample/time) axes, e.g. F (B,) for X (B, K) "
+            "or (B, 1, K)")
+    if tuple(F.shape) != tuple(X.shape[:F.ndim]) and F.numel() != 1:
+        raise ValueError(f"F of shape {tuple(F.shape)} does not match the leading axes of X of "
+                         f"shape {tuple(X.shape)}")
+    return F.reshape(tuple(F.shape) + (1,) * (X.ndim - F.ndim))
+
+
+def lorenz96_coarse_tendency(X: torch.Tensor, F: float | torch.Tensor) -> torch.Tensor:
+    r"""Known slow physics of Lorenz-96, :math:`f_k = X_{k-1}(X_{k+1} - X_{k-2}) - X_k + F`.
+
+    The torch counterpart of ``surrogates.solvers.lorenz96.coarse_tendency`` (same broadcasting
+    convention): the tendency of the slow variables without the subgrid coupling, in units of
+    ``X`` per model time unit. Differentiable.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape (..., K)
+        Slow variables; the last axis is the periodic index ``k`` (``K >= 4``).
+    F : float or torch.Tensor
+        Forcing. A tensor's axes are aligned with the *leading* axes of ``X`` (not torch's
+        trailing alignment): a scalar applies everywhere; ``F`` of shape ``(B,)`` with ``X`` of
+        shape ``(B, K)`` or ``(B, 1, K)`` gives one value per sample; ``(B, T)`` with
+        ``X (B, T, K)`` one value per sample and time. ``F.ndim`` must be below ``X.ndim``.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., K)
+        In ``X``'s dtype and device.
+
+    Raises
+    ------
+    ValueError
+        If ``K < 4`` or ``F``'s shape does not match the leading axes of ``X``.
+    """
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"X must be a torch.Tensor of shape (..., K), got {type(X).__name__}")
+    if X.ndim < 1 or X.shape[-1] < 4:
+        raise ValueError(f"X must have shape (..., K) with K >= 4, got {tuple(X.shape)}")
+    F = _align_leading(F, X)
+    return (torch.roll(X, 1, dims=-1) * (torch.roll(X, -1, dims=-1) - torch.roll(X, 2, dims=-1))
+            - X + F)
+
+
+# --------------------------------------------------------------------------------------------
+# Closures
+# --------------------------------------------------------------------------------------------
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_scale(value: Any, name: str, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (positive and value <= 0):
+        kind = "a positive finite number" if positive else "a finite number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return float(value)
+
+
+class _ChannelIO:
+    """Shared input handling: history channels, optional forcing channel, fixed affine scaling.
+
+    The network sees ``(x - input_mean) / input_std`` (the forcing channel included) and its raw
+    output ``o`` is returned as ``output_mean + output_std * o``.
+    """
+
+    history: int
+    use_forcing_channel: bool
+
+    def _setup_io(self, history: int, use_forcing_channel: bool, input_mean: float,
+                  input_std: float, output_mean: float, output_std: float) -> int:
+        self.history = _check_int(history, "history", 0)
+        self.use_forcing_channel = bool(use_forcing_channel)
+        self.input_mean = _check_scale(input_mean, "input_mean", positive=False)
+        self.input_std = _check_scale(input_std, "input_std", positive=True)
+        self.output_mean = _check_scale(output_mean, "output_mean", positive=False)
+        self.output_std = _check_scale(output_std, "output_std", positive=True)
+        return 1 + self.history + int(self.use_forcing_channel)
+
+    @property
+    def state_channels(self) -> int:
+        """Number of state channels expected in the input, ``1 + history``."""
+        return 1 + self.history
+
+    def _prepare(self, x: torch.Tensor, F: float | torch.Tensor | None) -> torch.Tensor:
+        name = type(self).__name__
+        c = self.state_channels
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] != c:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} expects input of shape (batch, {c}, K) (X(t) and "
+                             f"{self.history} history channel(s)), got {shape}")
+        if self.use_forcing_channel:
+            if F is None:
+                raise ValueError(f"{name} was built with use_forcing_channel=True: pass the "
+                                 "forcing, closure(x, F)")
+            f = _align_leading(F, x).expand(x.shape[0], 1, x.shape[2])
+            x = torch.cat([x, f], dim=1)
+        return (x - self.input_mean) / self.input_std
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+        return self.output_mean + self.output_std * out
+
+
+class MNOClosure(_ChannelIO, OperatorModel):
+    r"""Grid-independent closure operator: an FNO on the periodic ring of slow variables.
+
+    .. math::
+
+        c(X) = \mu_o + \sigma_o\, \mathcal{G}_\theta\big((X - \mu_i)/\sigma_i\big),
+
+    with :math:`\mathcal{G}_\theta` an :class:`operators.fno.FNO` without positional embedding
+    (lifting, ``n_layers`` Fourier blocks, projection). The input channels are :math:`X(t)`, the
+    ``history`` previous states and, optionally, the forcing ``F`` as a constant channel.
+
+    Parameters
+    ----------
+    history : int, default 0
+        Number of previous states :math:`X(t - \Delta t), \dots` stacked after :math:`X(t)`.
+    use_forcing_channel : bool, default False
+        Append ``F`` as a constant input channel (then call ``closure(x, F)``).
+    n_modes : sequence of one int, default [16]
+        Retained Fourier modes (the FNO keeps wavenumbers ``0 .. n_modes[0] // 2``).
+    hidden_channels : int, default 32
+        Width of the Fourier blocks.
+    n_layers : int, default 4
+        Number of Fourier blocks.
+    non_linearity : {"gelu", "relu", "tanh", "silu"}, default "gelu"
+        Activation of the FNO.
+    input_mean, input_std, output_mean, output_std : float, default 0, 1, 0, 1
+        Fixed affine normalisation of inputs (all channels) and output, in units of ``X`` and of
+        ``X`` per model time unit; set them from training statistics.
+
+    Notes
+    -----
+    Shapes: ``forward(x, F=None)`` takes ``(batch, 1 + history, K)`` and returns
+    ``(batch, 1, K)``. Without a positional embedding every layer commutes with the cyclic shift,
+    so ``closure(roll(x, s)) = roll(closure(x), s)``, and the same weights apply to any ``K``: the
+    spectral convolutions use wavenumbers ``0 .. min(n_modes[0] // 2, K // 2)`` (modes a coarse
+    ring cannot hold are dropped, never aliased). The cost per evaluation is
+    :math:`O(K \log K)`.
+
+    References
+    ----------
+    .. [1] B. Lütjens et al., "Multiscale neural operator", arXiv:2207.11417 (2022).
+    """
+
+    def __init__(self, *, history: int = 0, use_forcing_channel: bool = False,
+                 n_modes: Sequence[int] = (16,), hidden_channels: int = 32, n_layers: int = 4,
+                 non_linearity: str = "gelu", input_mean: float = 0.0, input_std: float = 1.0,
+                 output_mean: float = 0.0, output_std: float = 1.0) -> None:
+        super().__init__()
+        in_channels = self._setup_io(history, use_forcing_channel, input_mean, input_std,
+                                     output_mean, output_std)
+        if isinstance(n_modes, (int, str)) or len(n_modes) != 1:
+            raise ValueError(f"n_modes must hold one entry (the ring is one-dimensional), "
+                             f"got {n_modes!r}")
+        self.fno = FNO(in_channels=in_channels, out_channels=1, n_modes=list(n_modes),
+                       hidden_channels=hidden_channels, n_layers=n_layers,
+                       positional_embedding=None, non_linearity=non_linearity)
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the inner FNO (state channels plus the forcing channel)."""
+        return self.fno.in_channels
+
+    def forward(self, x: torch.Tensor, F: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Evaluate the closure.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, 1 + history, K)
+            :math:`X(t)` and the history channels, any ``K``.
+        F : float or torch.Tensor of shape (batch,), optional
+            Forcing; required when ``use_forcing_channel`` is true, ignored otherwise.
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, 1, K)
+            Closure tendency in units of ``X`` per model time unit.
+        """
+        return self._finish(self.fno(self._prepare(x, F)))
+
+
+class LocalMLPClosure(_ChannelIO, OperatorModel):
+    r"""Local MLP closure: :math:`c_k = \mathrm{MLP}(X_{k-s}, \dots, X_{k+s})`, shared over ``k``.
+
+    Implemented as a ``Conv1d`` with kernel ``2s + 1`` and circular padding followed by 1x1
+    convolutions, so the same MLP acts at every ``k`` of the periodic ring (cost :math:`O(K)`).
+    ``stencil = 0`` gives the purely local closure :math:`c_k = g(X_k)`.
+
+    Parameters
+    ----------
+    stencil : int, default 0
+        Half-width ``s``; the receptive field is ``2s + 1`` neighbours (requires
+        ``K >= 2s + 1``).
+    hidden_channels : int, default 32
+        Width of the hidden layers.
+    n_hidden_layers : int, default 2
+        Number of hidden layers (the first is the stencil convolution).
+    activation : {"tanh", "gelu", "relu", "silu"}, default "tanh"
+    history, use_forcing_channel, input_mean, input_std, output_mean, output_std
+        As in :class:`MNOClosure`.
+
+    Notes
+    -----
+    ``forward(x, F=None)``: ``(batch, 1 + history, K)`` to ``(batch, 1, K)``.
+    """
+
+    def __init__(self, *, stencil: int = 0, hidden_channels: int = 32, n_hidden_layers: int = 2,
+                 activation: str = "tanh", history: int = 0, use_forcing_channel: bool = False,
+                 input_mean: float = 0.0, input_std: float = 1.0, output_mean: float = 0.0,
+                 output_std: float = 1.0) -> None:
+        super().__init__()
+        in_channels = self._setup_io(history, use_forcing_channel, input_mean, input_std,
+                                     output_mean, output_std)
+        self.stencil = _check_int(stencil, "stencil", 0)
+        _check_int(hidden_channels, "hidden_channels", 1)
+        _check_int(n_hidden_layers, "n_hidden_layers", 1)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        layers: list[nn.Module] = [
+            nn.Conv1d(in_channels, hidden_channels, kernel_size=2 * self.stencil + 1,
+                      padding=self.stencil, padding_mode="circular"),
+            _ACTIVATIONS[activation]()]
+        for _ in range(n_hidden_layers - 1):
+            layers += [nn.Conv1d(hidden_channels, hidden_channels, kernel_size=1),
+                       _ACTIVATIONS[activation]()]
+        layers.append(nn.Conv1d(hidden_channels, 1, kernel_size=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, F: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Evaluate the closure: ``(batch, 1 + history, K)`` -> ``(batch, 1, K)``.
+
+        Raises
+        ------
+        ValueError
+            If the input shape is wrong or ``K < 2 * stencil + 1``.
+        """
+        x = self._prepare(x, F)
+        if x.shape[-1] < 2 * self.stencil + 1:
+            raise ValueError(f"K = {x.shape[-1]} is smaller than the stencil width "
+                             f"2 * {self.stencil} + 1")
+        return self._finish(self.net(x))
+
+
+class PolynomialClosure(OperatorModel):
+    r"""Polynomial closure :math:`c_k = \sum_{p=0}^{P} a_p X_k^p` (Wilks 2005).
+
+    Parameters
+    ----------
+    degree : int, default 3
+        Polynomial degree :math:`P`.
+
+    Notes
+    -----
+    The coefficients :math:`a_0, \dots, a_P` are the trainable parameter ``coefficients``
+    (shape ``(P + 1,)``, zero initially); :meth:`fit_least_squares` sets them from data.
+    ``forward(x)``: ``(batch, 1, K)`` to ``(batch, 1, K)`` (any shape works: the map is
+    elementwise). Units: ``a_p`` in units of ``X^{1-p}`` per model time unit.
+
+    References
+    ----------
+    .. [1] D. S. Wilks, Q. J. R. Meteorol. Soc. 131, 389-407 (2005).
+    """
+
+    history = 0
+    use_forcing_channel = False
+
+    def __init__(self, *, degree: int = 3) -> None:
+        super().__init__()
+        self.degree = _check_int(degree, "degree", 0)
+        self.coefficients = nn.Parameter(torch.zeros(self.degree + 1))
+
+    def forward(self, x: torch.Tensor, F: float | torch.Tensor | None = None) -> torch.Tensor:
+        r"""Evaluate :math:`\sum_p a_p x^p` elementwise (Horner's scheme)."""
+        a = self.coefficients.to(x.dtype)
+        out = torch.zeros_like(x) + a[self.degree]
+        for p in range(self.degree - 1, -1, -1):
+            out = out * x + a[p]
+        return out
+
+    @torch.no_grad()
+    def fit_least_squares(self, X: torch.Tensor, target: torch.Tensor) -> PolynomialClosure:
+        r"""Set the coefficients to the least-squares fit of ``target`` on powers of ``X``.
+
+        Solves :math:`\min_a \sum_n (\sum_p a_p X_n^p - y_n)^2` over all values (flattened) with
+        ``torch.linalg.lstsq`` in float64.
+
+        Parameters
+        ----------
+        X, target : torch.Tensor or array-like, same number of elements
+            Slow variables and closure values (e.g. the subgrid forcing), any matching shape.
+
+        Returns
+        -------
+        PolynomialClosure
+            ``self``, with ``coefficients`` overwritten.
+
+        Raises
+        ------
+        ValueError
+            If the sizes differ, there are fewer values than coefficients, or values are
+            non-finite.
+        """
+        x = torch.as_tensor(X).detach().reshape(-1).to(torch.float64)
+        y = torch.as_tensor(target).detach().reshape(-1).to(device=x.device, dtype=torch.float64)
+        if x.numel() != y.numel():
+            raise ValueError(f"X and target must have the same number of values, got shapes "
+                             f"{tuple(torch.as_tensor(X).shape)} and "
+                             f"{tuple(torch.as_tensor(target).shape)}")
+        if x.numel() < self.degree + 1:
+            raise ValueError(f"need at least {self.degree + 1} values to fit degree "
+                             f"{self.degree}, got {x.numel()}")
+        if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+            raise ValueError("X and target must be finite")
+        # Scale x to O(1) so the Vandermonde matrix is well conditioned, then undo the scaling.
+        scale = x.abs().max().clamp_min(1e-300)
+        V = torch.stack([(x / scale) ** p for p in range(self.degree + 1)], dim=1)
+        driver = "gelsd" if V.device.type == "cpu" else "gels"
+        b = torch.linalg.lstsq(V, y[:, None], driver=driver).solution[:, 0]
+        a = b / scale ** torch.arange(self.degree + 1, dtype=torch.float64, device=x.device)
+        self.coefficients.copy_(a.to(self.coefficients.dtype))
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Hybrid time stepping
+# --------------------------------------------------------------------------------------------
+class HybridLorenz96(nn.Module):
+    r"""Slow Lorenz-96 with known physics plus an optional learned closure.
+
+    .. math::
+
+        \frac{dX}{dt} = g(X) = f(X; F) + c(X), \qquad
+        \text{Euler: } X_{n+1} = X_n + \Delta t\, g(X_n), \qquad
+        \text{RK4: } X_{n+1} = X_n + \tfrac{\Delta t}{6}(k_1 + 2k_2 + 2k_3 + k_4),
+
+    with :math:`f` = :func:`lorenz96_coarse_tendency` and :math:`c` the closure, evaluated at
+    every RK4 stage (once per Euler step). ``closure=None`` is the "no closure" baseline
+    (the truncated slow equation). Euler with a closure trained on the MNO target is the
+    scheme of Lütjens et al.
+
+    Parameters
+    ----------
+    closure : nn.Module, checkpoint dict, or None, default None
+        A closure following the module's calling convention (``(B, 1 + history, K)`` ->
+        ``(B, 1, K)``; attributes ``history`` and ``use_forcing_channel`` are read when
+        present), or a checkpoint from :func:`operators.base.model_checkpoint`, rebuilt with
+        :func:`operators.base.model_from_checkpoint`. It is registered as a submodule, so its
+        parameters train with the hybrid.
+
+    Notes
+    -----
+    The state is ``X (B, K)`` in the dtype of ``X0``; the closure receives its input cast to its
+    own parameter dtype and its output is cast back. History closures get the previous *step*
+    states (fixed during the RK4 stages); before enough steps have been taken the missing
+    history is ``history`` passed to :meth:`rollout` or, by default, copies of ``X0``.
+    Differentiable: run under ``torch.no_grad()`` for inference, with gradients for
+    a-posteriori training through a few unrolled steps.
+    """
+
+    def __init__(self, closure: nn.Module | dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if isinstance(closure, dict):
+            closure = model_from_checkpoint(closure)
+        if closure is not None and not isinstance(closure, nn.Module):
+            raise TypeError(f"closure must be an nn.Module, a checkpoint dict or None, got "
+                            f"{type(closure).__name__}")
+        self.closure = closure
+
+    @property
+    def history(self) -> int:
+        """Number of previous states the closure takes (0 without a closure)."""
+        return int(getattr(self.closure, "history", 0)) if self.closure is not None else 0
+
+    # ---------------------------------------------------------------- validation helpers
+    @staticmethod
+    def _check_state(X: torch.Tensor, name: str) -> None:
+        if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[1] < 4:
+            shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+            raise ValueError(f"{name} must be a tensor of shape (B, K) with K >= 4, got {shape}")
+        if not X.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got {X.dtype}")
+        if not torch.isfinite(X).all():
+            raise ValueError(f"{name} contains non-finite values")
+
+    @staticmethod
+    def _check_dt(dt: float) -> float:
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) \
+                or dt <= 0:
+            raise ValueError(f"dt must be a positive finite number (model time units), "
+                             f"got {dt!r}")
+        return float(dt)
+
+    @staticmethod
+    def _check_scheme(scheme: str) -> None:
+        if scheme not in ("rk4", "euler"):
+            raise ValueError(f"scheme must be 'rk4' or 'euler', got {scheme!r}")
+
+    def _forcing(self, F: float | torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        F = torch.as_tensor(F, dtype=X.dtype, device=X.device)
+        if F.ndim > 1 or (F.ndim == 1 and F.shape[0] != X.shape[0]):
+            raise ValueError(f"F must be a scalar or of shape (B,) = ({X.shape[0]},), "
+                             f"got {tuple(F.shape)}")
+        return F
+
+    def _history(self, history: torch.Tensor | None, X: torch.Tensor) -> torch.Tensor | None:
+        h = self.history
+        if h == 0:
+            return None
+        if history is None:
+            return X.unsqueeze(1).expand(X.shape[0], h, X.shape[1])
+        expected = (X.shape[0], h, X.shape[1])
+        if not isinstance(history, torch.Tensor) or tuple(history.shape) != expected:
+            shape = tuple(history.shape) if isinstance(history, torch.Tensor) else history
+            raise ValueError(f"history must have shape (B, history, K) = {expected} "
+                             f"(X(t - dt) first), got {shape}")
+        return history.to(X.dtype)
+
+    # ---------------------------------------------------------------- dynamics
+    def closure_tendency(self, X: torch.Tensor, F: float | torch.Tensor,
+                         history: torch.Tensor | None = None) -> torch.Tensor:
+        """The closure term ``c(X)`` of shape (B, K) (zeros without a closure)."""
+        if self.closure is None:
+            return torch.zeros_like(X)
+        x = X.unsqueeze(1) if history is None else torch.cat([X.unsqueeze(1), history], dim=1)
+        param = next(self.closure.parameters(), None)
+        dtype = param.dtype if param is not None else X.dtype
+        x = x.to(dtype)
+        if getattr(self.closure, "use_forcing_channel", False):
+            out = self.closure(x, torch.as_tensor(F).to(dtype))
+        else:
+            out = self.closure(x)
+        if tuple(out.shape) != (X.shape[0], 1, X.shape[1]):
+            raise ValueError(f"closure returned shape {tuple(out.shape)}, expected "
+                             f"(B, 1, K) = {(X.shape[0], 1, X.shape[1])}")
+        return out[:, 0].to(X.dtype)
+
+    def tendency(self, X: torch.Tensor, F: float | torch.Tensor,
+                 history: torch.Tensor | None = None) -> torch.Tensor:
+        """Total slow tendency ``f(X; F) + c(X)``, shape (B, K), per model time unit."""
+        return lorenz96_coarse_tendency(X, F) + self.closure_tendency(X, F, history)
+
+    def step(self, X: torch.Tensor, F: float | torch.Tensor, dt: float, scheme: str = "rk4",
+             history: torch.Tensor | None = None) -> torch.Tensor:
+        """Advance ``X (B, K)`` by one step of length ``dt`` (model time units).
+
+        Parameters
+        ----------
+        X : torch.Tensor, shape (B, K)
+        F : float or torch.Tensor of shape (B,)
+        dt : float
+            Step, > 0.
+        scheme : {"rk4", "euler"}, default "rk4"
+        history : torch.Tensor of shape (B, history, K), optional
+            Previous states for history closures (default: copies of ``X``).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, K)
+
+        Raises
+        ------
+        ValueError
+            For ``dt <= 0``, an unknown scheme, wrong shapes or non-finite ``X``.
+        """
+        dt = self._check_dt(dt)
+        self._check_scheme(scheme)
+        self._check_state(X, "X")
+        F = self._forcing(F, X)
+        return self._step(X, F, dt, scheme, self._history(history, X))
+
+    def _step(self, X: torch.Tensor, F: torch.Tensor, dt: float, scheme: str,
+              history: torch.Tensor | None) -> torch.Tensor:
+        k1 = self.tendency(X, F, history)
+        if scheme == "euler":
+            return X + dt * k1
+        k2 = self.tendency(X + 0.5 * dt * k1, F, history)
+        k3 = self.tendency(X + 0.5 * dt * k2, F, history)
+        k4 = self.tendency(X + dt * k3, F, history)
+        return X + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+    def rollout(self, X0: torch.Tensor, F: float | torch.Tensor, dt: float, n_steps: int,
+                save_every: int = 1, scheme: str = "rk4",
+                history: torch.Tensor | None = None) -> torch.Tensor:
+        """Integrate ``n_steps`` steps from ``X0`` and return the saved frames.
+
+        Parameters
+        ----------
+        X0 : torch.Tensor, shape (B, K)
+            Initial slow state.
+        F : float or torch.Tensor of shape (B,)
+            Forcing.
+        dt : float
+            Step in model time units, > 0.
+        n_steps : int
+            Number of steps (>= 1), a multiple of ``save_every``.
+        save_every : int, default 1
+            Keep every ``save_every``-th state.
+        scheme : {"rk4", "euler"}, default "rk4"
+        history : torch.Tensor of shape (B, history, K), optional
+            States before ``X0`` (``X(-dt)`` first) for history closures; default copies of
+            ``X0``.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, T, K)
+            ``T = n_steps // save_every + 1`` frames at steps ``0, save_every, ..., n_steps``
+            (frame 0 is ``X0``).
+
+        Raises
+        ------
+        ValueError
+            For ``dt <= 0``, bad step counts, an unknown scheme, wrong shapes or non-finite
+            ``X0``.
+        FloatingPointError
+            If the state becomes non-finite (blow-up), naming the step and time.
+        """
+        dt = self._check_dt(dt)
+        self._check_scheme(scheme)
+        self._check_state(X0, "X0")
+        n_steps = _check_int(n_steps, "n_steps", 1)
+        save_every = _check_int(save_every, "save_every", 1)
+        if n_steps % save_every:
+            raise ValueError(f"n_steps ({n_steps}) must be a multiple of save_every "
+                             f"({save_every})")
+        F = self._forcing(F, X0)
+        hist = self._history(history, X0)
+        X = X0
+        frames = [X0]
+        for n in range(1, n_steps + 1):
+            X_new = self._step(X, F, dt, scheme, hist)
+            if not torch.isfinite(X_new).all():
+                raise FloatingPointError(
+                    f"hybrid Lorenz-96 blew up: non-finite state at step {n} of {n_steps} "
+                    f"(t = {n * dt:g} model time units); reduce dt or check the closure")
+            if hist is not None:
+                hist = torch.cat([X.unsqueeze(1), hist[:, :-1]], dim=1)
+            X = X_new
+            if n % save_every == 0:
+                frames.append(X)
+        return torch.stack(frames, dim=1)
