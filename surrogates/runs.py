@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from operators.base import load_model
+from operators.base import OperatorModel, build, load_model, save_model
+from operators.mno import PolynomialClosure
 from operators.normalization import NormalizedOperator
 from surrogates import metrics, plots
 from surrogates.data.common import (
+    TorchSplits,
     open_netcdf,
     split_samples,
     stack_examples,
@@ -46,6 +48,12 @@ class DataSpec:
     split_seed: int = 0
 
 
+def _splits(data: DataSpec) -> TorchSplits:
+    ds = open_netcdf(data.path)
+    return to_torch(ds, inputs=data.inputs, targets=data.targets, spatial_dims=data.spatial_dims,
+                    fractions=data.fractions, seed=data.split_seed)
+
+
 def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not overwrite:
@@ -55,29 +63,60 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _scalar_statistics(splits: TorchSplits) -> dict[str, float]:
+    """Training-split mean and std of the single input and target channel."""
+    if splits.input_normalizer.n_channels != 1 or splits.target_normalizer.n_channels != 1:
+        raise ValueError("closures take one input variable (X) and one target; got "
+                         f"{splits.input_normalizer.n_channels} inputs and "
+                         f"{splits.target_normalizer.n_channels} targets")
+    return {"input_mean": float(splits.input_normalizer.mean),
+            "input_std": float(splits.input_normalizer.std),
+            "output_mean": float(splits.target_normalizer.mean),
+            "output_std": float(splits.target_normalizer.std)}
+
+
+def _build_model(model_class: str, model_config: dict[str, Any], splits: TorchSplits,
+                 normalization: str, seed: int) -> tuple[OperatorModel, dict[str, Any]]:
+    """The model to train and its resolved configuration (see :func:`train_operator`)."""
+    torch.manual_seed(seed)
+    if normalization == "wrap":
+        model_config = {**model_config, "in_channels": splits.input_normalizer.n_channels,
+                        "out_channels": splits.target_normalizer.n_channels}
+        model = NormalizedOperator(model_class=model_class, model_config=model_config)
+        model.input_normalizer.load_state_dict(splits.input_normalizer.state_dict())
+        model.target_normalizer.load_state_dict(splits.target_normalizer.state_dict())
+        return model, model.model.config
+    if normalization == "scalar":
+        model = build(model_class, {**model_config, **_scalar_statistics(splits)})
+        return model, model.config
+    raise ValueError(f"normalization must be 'wrap' or 'scalar', got {normalization!r}")
+
+
 def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: str,
                    model_config: dict[str, Any], train_config: TrainConfig,
-                   overwrite: bool = False, resume: bool = False) -> TrainResult:
-    """Train ``model_class(**model_config)`` (wrapped with normalisers) on a dataset file.
+                   overwrite: bool = False, resume: bool = False,
+                   normalization: str = "wrap") -> TrainResult:
+    """Train ``model_class(**model_config)`` on a dataset file; statistics from the train split.
 
-    ``in_channels`` and ``out_channels`` are filled in from the data spec. Normalisers are fitted
-    on the training split only. With ``resume`` the run continues from its checkpoint.
+    Parameters
+    ----------
+    normalization : {"wrap", "scalar"}
+        ``"wrap"``: the model is wrapped in a :class:`~operators.normalization.NormalizedOperator`
+        with per-channel normalisers, and ``in_channels`` / ``out_channels`` are filled in from
+        the data spec (operators such as the FNO). ``"scalar"``: the model normalises itself and
+        receives ``input_mean``, ``input_std``, ``output_mean``, ``output_std`` as constructor
+        arguments (the Lorenz-96 closures of :mod:`operators.mno`, whose scalar normalisation
+        keeps them translation-equivariant and exportable on their own).
+    resume : bool
+        Continue the run from its checkpoint.
     """
     run_dir = Path(run_dir)
     _prepare_run_dir(run_dir, overwrite, resume)
-    ds = open_netcdf(data.path)
-    splits = to_torch(ds, inputs=data.inputs, targets=data.targets,
-                      spatial_dims=data.spatial_dims, fractions=data.fractions,
-                      seed=data.split_seed)
-    model_config = {**model_config, "in_channels": len(data.inputs),
-                    "out_channels": len(data.targets)}
-    run_config = {"model_class": model_class, "model_config": model_config,
+    splits = _splits(data)
+    model, resolved = _build_model(model_class, model_config, splits, normalization,
+                                   train_config.seed)
+    run_config = {"model_class": model_class, "model_config": resolved,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)}
-    torch.manual_seed(train_config.seed)
-    model = NormalizedOperator(model_class=model_class, model_config=model_config)
-    model.input_normalizer.load_state_dict(splits.input_normalizer.state_dict())
-    model.target_normalizer.load_state_dict(splits.target_normalizer.state_dict())
-    run_config["model_config"] = model.model.config
     config_path = run_dir / RUN_CONFIG_NAME
     if resume and config_path.exists():
         saved = json.loads(config_path.read_text())
@@ -89,7 +128,34 @@ def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: s
     return fit(model, splits.train, splits.validation, train_config, run_dir, resume=resume)
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[NormalizedOperator, dict[str, Any]]:
+def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree: int = 3,
+                           overwrite: bool = False) -> dict[str, Any]:
+    """Fit the cubic (degree ``degree``) closure of Wilks (2005) by least squares on the
+    training split and write a run folder like :func:`train_operator` (no optimiser).
+
+    Returns
+    -------
+    dict
+        ``{"coefficients": [a_0, ..., a_degree], "train_r2": R^2 on the training split}``.
+    """
+    run_dir = Path(run_dir)
+    _prepare_run_dir(run_dir, overwrite, resume=False)
+    splits = _splits(data)
+    _scalar_statistics(splits)  # one input and one target
+    model = PolynomialClosure(degree=degree).fit_least_squares(splits.train.inputs,
+                                                               splits.train.targets)
+    with torch.no_grad():
+        fitted = model(splits.train.inputs).numpy()
+    result = {"coefficients": [float(c) for c in model.coefficients.detach()],
+              "train_r2": metrics.r2_score(fitted, splits.train.targets.numpy())}
+    save_model(model, run_dir / MODEL_NAME)
+    write_json({"model_class": "PolynomialClosure", "model_config": model.config,
+                "data": dataclasses.asdict(data),
+                "train": {"method": "least squares", **result}}, run_dir / RUN_CONFIG_NAME)
+    return result
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[OperatorModel, dict[str, Any]]:
     """The best model of a run folder and its ``run_config.json``."""
     run_dir = Path(run_dir)
     config_path = run_dir / RUN_CONFIG_NAME

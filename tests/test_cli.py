@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
+from operators.base import load_model
 from surrogates.cli import main
 from surrogates.data.climate import load_lorenz96
+from surrogates.data.common import split_samples
 
 GENERATE = ["generate", "lorenz96", "--n-samples", "10", "--n-steps", "200", "--save-every", "5",
             "--spinup-steps", "200", "--seed", "1"]
@@ -121,3 +124,46 @@ def test_demo_quick_writes_a_report(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_metrics"]["n_examples"] > 0
     assert invoke("demo", "--quick", "--out", out).exit_code == 1
+
+
+def test_polynomial_closure_matches_numpy_polyfit(tmp_path, data_file):
+    run = tmp_path / "poly"
+    result = invoke("train", "polynomial", "--data", data_file, "--out", run)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "run_config.json").read_text())
+    ds = load_lorenz96(data_file)
+    train = split_samples(ds.sizes["sample"], config["data"]["fractions"],
+                          seed=config["data"]["split_seed"])["train"]
+    x = ds["X"].isel(sample=train).values.ravel()
+    y = ds["closure_target"].isel(sample=train).values.ravel()
+    expected = np.polyfit(x, y, 3)[::-1]  # numpy gives the highest degree first
+    np.testing.assert_allclose(config["train"]["coefficients"], expected, rtol=1e-3, atol=1e-4)
+    assert invoke("evaluate", run).exit_code == 0
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    assert metrics["overall"]["r2"] > 0.7, metrics
+
+
+def test_closures_train_resume_and_evaluate_on_another_grid(tmp_path, data_file):
+    mno, mlp = tmp_path / "mno", tmp_path / "mlp"
+    common = ["--data", data_file, "--epochs", "4", "--batch-size", "64", "--lr", "3e-3"]
+    assert invoke("train", "mno", *common, "--width", "16", "--modes", "12", "--out",
+                  mno).exit_code == 0
+    assert invoke("train", "local-mlp", *common, "--out", mlp).exit_code == 0
+    model = load_model(mno / "model.pt")
+    assert type(model).__name__ == "MNOClosure"
+    stats = json.loads((mno / "run_config.json").read_text())["model_config"]
+    ds = load_lorenz96(data_file)
+    assert stats["input_std"] == pytest.approx(float(ds["X"].std()), rel=0.1)
+    # Zero-shot on a ring twice as long: the closure is an operator on the periodic grid.
+    k72 = tmp_path / "k72.nc"
+    assert invoke("generate", "lorenz96", "--n-samples", "4", "--K", "72", "--n-steps", "100",
+                  "--save-every", "10", "--spinup-steps", "200", "--out", k72).exit_code == 0
+    for run in (mno, mlp):
+        result = invoke("evaluate", run, "--data", k72, "--split", "all", "--out", run / "k72")
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((run / "k72" / "metrics.json").read_text())
+        assert metrics["overall"]["r2"] > 0.5, (run.name, metrics)
+    resumed = invoke("train", "mno", *common[:-4], "--epochs", "5", "--batch-size", "64",
+                     "--lr", "3e-3", "--width", "16", "--modes", "12", "--out", mno, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(json.loads((mno / "history.json").read_text())) == 5
