@@ -1,4 +1,4 @@
-"""The ``surrogates`` command: generate, train, evaluate, demo.
+"""The ``surrogates`` command: generate, train, evaluate, export, demo.
 
 Every command takes flags and, optionally, ``--config FILE.toml`` whose keys map onto the same
 dataclass fields as the flags (flags win). The resolved configuration is saved with the output:
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import numpy as np
 
 T = TypeVar("T")
 
@@ -286,14 +287,83 @@ for _command in (train_mno, train_local_mlp, train_polynomial):
               type=click.Choice(["train", "validation", "test", "all"]))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Output folder [RUN_DIR/evaluation].")
+@click.option("--compare", "compare", multiple=True, type=click.Path(file_okay=False),
+              help="Closure runs: other closure run folders to score in the same hybrid tables.")
+@click.option("--scheme", type=click.Choice(["euler", "rk4"]),
+              help="Closure runs: hybrid time stepping [euler].")
+@click.option("--forecast-mtu", type=float, help="Closure runs: short-range horizon [2].")
+@click.option("--climate-mtu", type=float, help="Closure runs: long-run horizon [20].")
 @_fail_cleanly
-def evaluate(run_dir, data_path, split, out_dir) -> None:
-    """Metrics (JSON) and plots (PNG) of a trained run on a dataset split."""
-    from surrogates.runs import evaluate_run
+def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
+             climate_mtu) -> None:
+    """Metrics (JSON) and plots (PNG) of a trained run on a dataset split.
 
-    result = evaluate_run(run_dir, data_path, split=split, out_dir=out_dir)
+    For a Lorenz-96 closure run it also runs the hybrid model from the split's initial
+    conditions against the fully resolved solver (with coarse physics alone as a baseline):
+    skill by lead time, valid prediction time, climate statistics, stability and cost.
+    """
+    from surrogates.runs import evaluate_run, load_run
+
+    out = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
+    result = evaluate_run(run_dir, data_path, split=split, out_dir=out)
     click.echo(json.dumps(result["overall"], indent=2))
-    click.echo(f"wrote {Path(out_dir) if out_dir else Path(run_dir) / 'evaluation'}")
+    model, config = load_run(run_dir)
+    if config["model_class"] in _closure_classes():
+        from surrogates.data.common import open_netcdf, split_samples
+        from surrogates.hybrid import HybridEvaluationConfig, evaluate_hybrid
+
+        hybrid_config = config_from(HybridEvaluationConfig, {}, {
+            "scheme": scheme, "forecast_mtu": forecast_mtu, "climate_mtu": climate_mtu})
+        ds = open_netcdf(data_path or config["data"]["path"])
+        samples = (np.arange(ds.sizes["sample"]) if split == "all" else split_samples(
+            ds.sizes["sample"], config["data"]["fractions"],
+            seed=config["data"]["split_seed"])[split])
+        closures = {Path(run_dir).name: model, "no closure": None}
+        closures |= {Path(other).name: load_run(other)[0] for other in compare}
+        hybrid = evaluate_hybrid(closures, ds, samples, hybrid_config, out_dir=out)
+        for name, entry in hybrid["models"].items():
+            climate = entry.get("climate", {})
+            click.echo(f"hybrid {name}: stable {entry['stable_fraction']:.0%}, VPT "
+                       f"{entry.get('vpt_mean', float('nan')):.2f} MTU, Hellinger "
+                       f"{climate.get('hellinger', float('nan')):.3f}, "
+                       f"{entry['speedup']:.2f}x the speed of the resolved solver")
+    click.echo(f"wrote {out}")
+
+
+def _closure_classes() -> tuple[str, ...]:
+    from surrogates.hybrid import CLOSURE_CLASSES
+
+    return CLOSURE_CLASSES
+
+
+# --------------------------------------------------------------------------- export
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx",
+              show_default=True, help="ONNX (ONNX Runtime: C, C++, Fortran) or TorchScript "
+                                      "(LibTorch).")
+@click.option("--out", "out", type=click.Path(dir_okay=False),
+              help="Output file [RUN_DIR/closure.onnx or RUN_DIR/closure.pt].")
+@click.option("--example-K", "example_K", type=int, default=36, show_default=True,
+              help="Ring size used for tracing (the exported axes stay dynamic).")
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+@_fail_cleanly
+def export(run_dir, fmt, out, example_K, overwrite) -> None:
+    """Export a trained closure for a host model, with a JSON sidecar describing its contract.
+
+    Input "X" (batch, K) float32, output "closure" (batch, K): the correction to dX/dt (1/MTU).
+    """
+    from surrogates.coupling import export_onnx, export_torchscript
+    from surrogates.runs import load_run
+
+    model, config = load_run(run_dir)
+    if config["model_class"] not in _closure_classes():
+        raise click.ClickException(f"{run_dir} holds a {config['model_class']}; export is for "
+                                   f"the closures {', '.join(_closure_classes())}")
+    default = Path(run_dir) / ("closure.onnx" if fmt == "onnx" else "closure.pt")
+    writer = export_onnx if fmt == "onnx" else export_torchscript
+    path = writer(model, out or default, example_K=example_K, overwrite=overwrite)
+    click.echo(f"wrote {path} and {path}.json")
 
 
 # --------------------------------------------------------------------------- demo

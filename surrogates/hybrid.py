@@ -1,0 +1,184 @@
+"""Lorenz-96 closures run inside the hybrid model, scored against the fully resolved solver.
+
+For test initial conditions ``(X_0, Y_0)`` taken from a dataset, the reference is the resolved
+two-tier system integrated by :func:`surrogates.solvers.lorenz96.solve`; each model is the hybrid
+:class:`operators.mno.HybridLorenz96` started from ``X_0`` alone,
+
+.. math:: X_{n+1} = X_n + \\Delta t\\,\\big(f(X_n; F) + c(X_n)\\big) \\quad \\text{(Euler) or RK4},
+
+with ``c`` a learned closure, a baseline closure, or ``None`` (coarse physics only). Scores:
+RMSE by lead time and valid prediction time (short range), distances between the long-run
+climates (mean, std, Hellinger distance of the densities, Wasserstein-1, autocorrelation), the
+fraction of runs that stay finite, and the wall time per model time unit (MTU) of each model
+against the resolved solver on the same batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from operators.mno import HybridLorenz96
+from surrogates import evaluation
+from surrogates.data.common import dataset_config, write_json
+from surrogates.solvers import lorenz96
+
+#: Model classes of :mod:`operators.mno` that ``surrogates evaluate`` runs inside the hybrid.
+CLOSURE_CLASSES = ("MNOClosure", "LocalMLPClosure", "PolynomialClosure")
+
+
+@dataclass(frozen=True)
+class HybridEvaluationConfig:
+    """Horizons and options of :func:`evaluate_hybrid`.
+
+    Attributes
+    ----------
+    scheme : {"euler", "rk4"}
+        Hybrid time stepping; ``"euler"`` for closures trained on ``closure_target``.
+    forecast_mtu, climate_mtu : float
+        Short-range horizon (RMSE by lead, valid prediction time) and long-run horizon (climate
+        statistics, stability), in model time units.
+    save_every : int
+        Steps between saved frames (the data's ``dt`` is used for every model).
+    max_lag : int
+        Frames of autocorrelation compared.
+    threshold : float
+        Normalised-error threshold of the valid prediction time.
+    """
+
+    scheme: str = "euler"
+    forecast_mtu: float = 2.0
+    climate_mtu: float = 20.0
+    save_every: int = 10
+    max_lag: int = 40
+    threshold: float = 0.5
+
+    def __post_init__(self):
+        if self.scheme not in ("euler", "rk4"):
+            raise ValueError(f"scheme must be 'euler' or 'rk4', got {self.scheme!r}")
+        if not (0 < self.forecast_mtu <= self.climate_mtu):
+            raise ValueError(f"need 0 < forecast_mtu <= climate_mtu, got {self.forecast_mtu}, "
+                             f"{self.climate_mtu}")
+
+
+def _steps(mtu: float, dt: float, save_every: int) -> int:
+    n = int(round(mtu / dt / save_every)) * save_every
+    return max(n, save_every)
+
+
+def reference_run(ds: xr.Dataset, samples: np.ndarray, n_steps: int, save_every: int
+                  ) -> tuple[np.ndarray, float]:
+    """Resolved trajectories ``(B, T, K)`` from frame 0 of ``samples``, and the data's ``dt``."""
+    if "Y" not in ds:
+        raise ValueError("the dataset holds no fast variables Y (generated with --no-fast): the "
+                         "resolved reference cannot be restarted from it")
+    config = dataset_config(ds)
+    first = ds.isel(sample=samples, time=0)
+    state = lorenz96.Lorenz96State(first["X"].values, first["Y"].values,
+                                   first["Z"].values if "Z" in first else None)
+    names = [f.name for f in dataclasses.fields(lorenz96.Lorenz96Params)]
+    params = lorenz96.Lorenz96Params(**{p: first[p].values for p in names if p in first})
+    trajectory = lorenz96.solve(state, params, dt=config["dt"], n_steps=n_steps,
+                                save_every=save_every)
+    return trajectory.X, float(config["dt"])
+
+
+def hybrid_run(closure: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: float,
+               n_steps: int, save_every: int, scheme: str) -> np.ndarray | None:
+    """Hybrid trajectories ``(B, T, K)`` in float64, or ``None`` if the run blew up."""
+    model = HybridLorenz96(closure)
+    try:
+        with torch.no_grad():
+            X = model.rollout(torch.as_tensor(X0, dtype=torch.float64),
+                              torch.as_tensor(F, dtype=torch.float64), dt, n_steps,
+                              save_every=save_every, scheme=scheme)
+    except FloatingPointError:
+        return None
+    return X.numpy()
+
+
+def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Dataset,
+                    samples: np.ndarray, config: HybridEvaluationConfig,
+                    out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Score hybrid models against the resolved solver from the given test samples.
+
+    Parameters
+    ----------
+    closures : mapping of name to closure module (or ``None`` for coarse physics only)
+    ds : xarray.Dataset
+        Lorenz-96 dataset with ``Y`` (the reference restarts from ``(X, Y)`` at frame 0).
+    samples : array of int
+        Dataset samples whose frame 0 are the initial conditions.
+    config : HybridEvaluationConfig
+    out_dir : path-like, optional
+        Where ``hybrid_metrics.json`` and the PNG plots go.
+
+    Returns
+    -------
+    dict
+        ``{"config", "reference": {"seconds_per_mtu"}, "models": {name: {...}}}`` with, per
+        model, ``rmse_by_lead``, ``vpt_mean`` / ``vpt_min`` (MTU), ``stable_fraction``,
+        ``climate`` distances to the reference and ``seconds_per_mtu`` / ``speedup``.
+    """
+    if len(samples) == 0:
+        raise ValueError("no test samples to evaluate on")
+    n_forecast = _steps(config.forecast_mtu, dataset_config(ds)["dt"], config.save_every)
+    n_climate = _steps(config.climate_mtu, dataset_config(ds)["dt"], config.save_every)
+    reference, dt = reference_run(ds, samples, n_climate, config.save_every)
+    times = np.arange(reference.shape[1]) * dt * config.save_every
+    T_forecast = n_forecast // config.save_every + 1
+    clim_std = float(reference.std())
+    X0 = reference[:, 0]
+    F = ds["F"].isel(sample=samples).values
+    state0 = ds.isel(sample=samples, time=0)
+    ref_state = lorenz96.Lorenz96State(state0["X"].values, state0["Y"].values, None)
+
+    result: dict[str, Any] = {"config": dataclasses.asdict(config), "dt": dt,
+                              "n_initial_conditions": int(len(samples)), "models": {},
+                              "reference": {"seconds_per_mtu": evaluation.cost_per_model_time_unit(
+                                  lambda: lorenz96.solve(ref_state, lorenz96.Lorenz96Params(F=F),
+                                                         dt=dt, n_steps=n_forecast,
+                                                         save_every=config.save_every),
+                                  n_forecast, dt)}}
+    runs, rmse, acfs = {"resolved": reference}, {}, {}
+    for name, closure in closures.items():
+        X = hybrid_run(closure, X0, F, dt, n_climate, config.save_every, config.scheme)
+        seconds = evaluation.cost_per_model_time_unit(
+            lambda closure=closure: hybrid_run(closure, X0, F, dt, n_forecast,
+                                               config.save_every, config.scheme),
+            n_forecast, dt)
+        entry: dict[str, Any] = {"seconds_per_mtu": seconds,
+                                 "speedup": result["reference"]["seconds_per_mtu"] / seconds,
+                                 "stable_fraction": 0.0 if X is None else 1.0}
+        if X is not None:
+            short, ref_short = X[:, :T_forecast], reference[:, :T_forecast]
+            rmse[name] = evaluation.rmse_by_lead(short, ref_short)
+            vpt = evaluation.valid_prediction_time(short, ref_short, times[:T_forecast],
+                                                   clim_std, config.threshold)
+            entry |= {"rmse_by_lead": rmse[name].tolist(), "vpt_mean": float(vpt.mean()),
+                      "vpt_min": float(vpt.min()),
+                      "climate": evaluation.compare_climates(X, reference,
+                                                             max_lag=config.max_lag)}
+            runs[name] = X
+            acfs[name] = evaluation.climate_statistics(X, max_lag=config.max_lag).acf
+        result["models"][name] = entry
+    result["lead_times"] = times[:T_forecast].tolist()
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(result, out / "hybrid_metrics.json")
+        acfs["resolved"] = evaluation.climate_statistics(reference, max_lag=config.max_lag).acf
+        if rmse:
+            evaluation.plot_rmse_by_lead(rmse, times[:T_forecast], out / "hybrid_rmse.png")
+        evaluation.plot_climate_pdfs(runs, out / "hybrid_climate_pdf.png", reference="resolved")
+        evaluation.plot_autocorrelation(acfs, out / "hybrid_autocorrelation.png",
+                                        dt=dt * config.save_every, reference="resolved")
+    return result
