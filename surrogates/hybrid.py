@@ -49,7 +49,7 @@ class HybridEvaluationConfig:
     save_every : int
         Steps between saved frames (the data's ``dt`` is used for every model).
     max_lag : int
-        Frames of autocorrelation compared.
+        Frames of autocorrelation compared (fewer if the climate run is shorter).
     threshold : float
         Normalised-error threshold of the valid prediction time.
     """
@@ -133,6 +133,7 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     n_forecast = _steps(config.forecast_mtu, dataset_config(ds)["dt"], config.save_every)
     n_climate = _steps(config.climate_mtu, dataset_config(ds)["dt"], config.save_every)
     reference, dt = reference_run(ds, samples, n_climate, config.save_every)
+    max_lag = min(config.max_lag, reference.shape[1] - 1)  # a short climate run has fewer lags
     times = np.arange(reference.shape[1]) * dt * config.save_every
     T_forecast = n_forecast // config.save_every + 1
     clim_std = float(reference.std())
@@ -166,16 +167,16 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
             entry |= {"rmse_by_lead": rmse[name].tolist(), "vpt_mean": float(vpt.mean()),
                       "vpt_min": float(vpt.min()),
                       "climate": evaluation.compare_climates(X, reference,
-                                                             max_lag=config.max_lag)}
+                                                             max_lag=max_lag)}
             runs[name] = X
-            acfs[name] = evaluation.climate_statistics(X, max_lag=config.max_lag).acf
+            acfs[name] = evaluation.climate_statistics(X, max_lag=max_lag).acf
         result["models"][name] = entry
     result["lead_times"] = times[:T_forecast].tolist()
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_json(result, out / "hybrid_metrics.json")
-        acfs["resolved"] = evaluation.climate_statistics(reference, max_lag=config.max_lag).acf
+        acfs["resolved"] = evaluation.climate_statistics(reference, max_lag=max_lag).acf
         if rmse:
             evaluation.plot_rmse_by_lead(rmse, times[:T_forecast], out / "hybrid_rmse.png")
         evaluation.plot_climate_pdfs(runs, out / "hybrid_climate_pdf.png", reference="resolved")

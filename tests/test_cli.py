@@ -138,7 +138,7 @@ def test_polynomial_closure_matches_numpy_polyfit(tmp_path, data_file):
     y = ds["closure_target"].isel(sample=train).values.ravel()
     expected = np.polyfit(x, y, 3)[::-1]  # numpy gives the highest degree first
     np.testing.assert_allclose(config["train"]["coefficients"], expected, rtol=1e-3, atol=1e-4)
-    assert invoke("evaluate", run).exit_code == 0
+    assert invoke("evaluate", run, "--forecast-mtu", "0.5", "--climate-mtu", "0.5").exit_code == 0
     metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
     assert metrics["overall"]["r2"] > 0.7, metrics
 
@@ -159,7 +159,8 @@ def test_closures_train_resume_and_evaluate_on_another_grid(tmp_path, data_file)
     assert invoke("generate", "lorenz96", "--n-samples", "4", "--K", "72", "--n-steps", "100",
                   "--save-every", "10", "--spinup-steps", "200", "--out", k72).exit_code == 0
     for run in (mno, mlp):
-        result = invoke("evaluate", run, "--data", k72, "--split", "all", "--out", run / "k72")
+        result = invoke("evaluate", run, "--data", k72, "--split", "all", "--out", run / "k72",
+                        "--forecast-mtu", "0.5", "--climate-mtu", "0.5")
         assert result.exit_code == 0, result.output
         metrics = json.loads((run / "k72" / "metrics.json").read_text())
         assert metrics["overall"]["r2"] > 0.5, (run.name, metrics)
