@@ -293,9 +293,11 @@ for _command in (train_mno, train_local_mlp, train_polynomial):
               help="Closure runs: hybrid time stepping [euler].")
 @click.option("--forecast-mtu", type=float, help="Closure runs: short-range horizon [2].")
 @click.option("--climate-mtu", type=float, help="Closure runs: long-run horizon [20].")
+@click.option("--dt-factor", type=int,
+              help="Closure runs: hybrid step = this times the data's dt [1].")
 @_fail_cleanly
 def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
-             climate_mtu) -> None:
+             climate_mtu, dt_factor) -> None:
     """Metrics (JSON) and plots (PNG) of a trained run on a dataset split.
 
     For a Lorenz-96 closure run it also runs the hybrid model from the split's initial
@@ -313,7 +315,8 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
         from surrogates.hybrid import HybridEvaluationConfig, evaluate_hybrid
 
         hybrid_config = config_from(HybridEvaluationConfig, {}, {
-            "scheme": scheme, "forecast_mtu": forecast_mtu, "climate_mtu": climate_mtu})
+            "scheme": scheme, "forecast_mtu": forecast_mtu, "climate_mtu": climate_mtu,
+            "dt_factor": dt_factor})
         ds = open_netcdf(data_path or config["data"]["path"])
         samples = (np.arange(ds.sizes["sample"]) if split == "all" else split_samples(
             ds.sizes["sample"], config["data"]["fractions"],

@@ -207,3 +207,19 @@ def test_export_writes_an_onnx_closure_that_onnxruntime_runs(tmp_path, data_file
                   "--out", fno_run).exit_code == 0
     refused = invoke("export", fno_run)
     assert refused.exit_code == 1 and "closures" in refused.output
+
+
+def test_rk4_hybrid_with_a_ten_times_larger_step(tmp_path, data_file):
+    run = tmp_path / "poly_rk4"
+    assert invoke("train", "polynomial", "--data", data_file, "--targets", "subgrid_forcing",
+                  "--out", run).exit_code == 0
+    result = invoke("evaluate", run, "--split", "all", "--scheme", "rk4", "--dt-factor", "10",
+                    "--forecast-mtu", "1", "--climate-mtu", "3")
+    assert result.exit_code == 0, result.output
+    hybrid = json.loads((run / "evaluation" / "hybrid_metrics.json").read_text())
+    closure, coarse = hybrid["models"]["poly_rk4"], hybrid["models"]["no closure"]
+    assert closure["stable_fraction"] == 1.0
+    assert closure["climate"]["hellinger"] < coarse["climate"]["hellinger"]
+    assert closure["vpt_mean"] > coarse["vpt_mean"]
+    refused = invoke("evaluate", run, "--dt-factor", "3")
+    assert refused.exit_code == 2 and "divisor" in refused.output
