@@ -38,7 +38,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from operators.base import OperatorModel, load_model, model_from_checkpoint
+from operators.base import OperatorModel, atomic_write, load_model, model_from_checkpoint
 from operators.fno import FNO, SpectralConv
 
 __all__ = ["ClosureExportModule", "ClosureInterface", "DFTSpectralConv1d", "export_onnx",
@@ -355,18 +354,6 @@ def _check_targets(path: str | os.PathLike, overwrite: bool) -> tuple[Path, Path
     return path, sidecar
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _min_K(closure: nn.Module) -> int:
     return max(4, 2 * int(getattr(closure, "stencil", 0)) + 1)
 
@@ -400,7 +387,7 @@ def _write_sidecar(sidecar: Path, meta: dict[str, Any]) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=2)
             fh.write("\n")
-    _atomic_write(sidecar, write)
+    atomic_write(sidecar, write)
 
 
 def _check_example_K(example_K: Any, closure: nn.Module) -> int:
@@ -453,7 +440,7 @@ def export_torchscript(closure: nn.Module | dict[str, Any] | str | os.PathLike,
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated",
                                 category=DeprecationWarning)
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-        _atomic_write(path, lambda tmp: torch.jit.save(traced, tmp))
+        atomic_write(path, lambda tmp: torch.jit.save(traced, tmp))
     _write_sidecar(sidecar, _sidecar(wrapper.closure, "torchscript", path, example_K,
                                      {"torch_version": torch.__version__}))
     return path
@@ -513,7 +500,7 @@ def export_onnx(closure: nn.Module | dict[str, Any] | str | os.PathLike,
         dims = value.type.tensor_type.shape.dim
         if len(dims) == 2:
             dims[0].dim_param, dims[1].dim_param = "batch", "K"
-    _atomic_write(path, lambda tmp: Path(tmp).write_bytes(proto.SerializeToString()))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(proto.SerializeToString()))
     _write_sidecar(sidecar, _sidecar(wrapper.closure, "onnx", path, example_K,
                                      {"opset": opset, "torch_version": torch.__version__}))
     return path

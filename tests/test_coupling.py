@@ -12,9 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from operators.base import save_model
+from operators.base import atomic_write, save_model
 from operators.mno import HybridLorenz96, LocalMLPClosure, MNOClosure, PolynomialClosure
-from surrogates import coupling
 from surrogates.coupling import (
     ClosureExportModule,
     ClosureInterface,
@@ -229,7 +228,7 @@ def test_export_refuses_overwrite_and_leaves_no_temp_files(exported, polynomial)
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        coupling._atomic_write(folder / "broken.onnx", failing)
+        atomic_write(folder / "broken.onnx", failing)
     assert sorted(p.name for p in folder.iterdir()) == names
 
 

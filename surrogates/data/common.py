@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from operators.base import atomic_write
 from operators.normalization import Normalizer
 from surrogates import __version__
 
@@ -88,11 +88,7 @@ def refuse_existing(path: str | os.PathLike, overwrite: bool) -> Path:
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False,
@@ -108,16 +104,8 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = F
         If ``path`` exists and ``overwrite`` is False.
     """
     path = refuse_existing(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=_encoding(ds, complevel))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4",
+                                                       encoding=_encoding(ds, complevel)))
 
 
 def open_netcdf(path: str | os.PathLike, *, chunks: Mapping[str, int] | None = None,
