@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import numpy as np
 
 T = TypeVar("T")
 
@@ -304,39 +303,27 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
     conditions against the fully resolved solver (with coarse physics alone as a baseline):
     skill by lead time, valid prediction time, climate statistics, stability and cost.
     """
-    from surrogates.runs import evaluate_run, load_run
+    from surrogates.hybrid import CLOSURE_CLASSES, HybridEvaluationConfig
+    from surrogates.runs import RUN_CONFIG_NAME, evaluate_run
 
     out = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
-    result = evaluate_run(run_dir, data_path, split=split, out_dir=out)
-    click.echo(json.dumps(result["overall"], indent=2))
-    model, config = load_run(run_dir)
-    if config["model_class"] in _closure_classes():
-        from surrogates.data.common import open_netcdf, split_samples
-        from surrogates.hybrid import HybridEvaluationConfig, evaluate_hybrid
-
-        hybrid_config = config_from(HybridEvaluationConfig, {}, {
+    hybrid = None
+    config_path = Path(run_dir) / RUN_CONFIG_NAME
+    if (config_path.is_file()
+            and json.loads(config_path.read_text())["model_class"] in CLOSURE_CLASSES):
+        hybrid = config_from(HybridEvaluationConfig, {}, {
             "scheme": scheme, "forecast_mtu": forecast_mtu, "climate_mtu": climate_mtu,
             "dt_factor": dt_factor})
-        ds = open_netcdf(data_path or config["data"]["path"])
-        samples = (np.arange(ds.sizes["sample"]) if split == "all" else split_samples(
-            ds.sizes["sample"], config["data"]["fractions"],
-            seed=config["data"]["split_seed"])[split])
-        closures = {Path(run_dir).name: model, "no closure": None}
-        closures |= {Path(other).name: load_run(other)[0] for other in compare}
-        hybrid = evaluate_hybrid(closures, ds, samples, hybrid_config, out_dir=out)
-        for name, entry in hybrid["models"].items():
-            climate = entry.get("climate", {})
-            click.echo(f"hybrid {name}: stable {entry['stable_fraction']:.0%}, VPT "
-                       f"{entry.get('vpt_mean', float('nan')):.2f} MTU, Hellinger "
-                       f"{climate.get('hellinger', float('nan')):.3f}, "
-                       f"{entry['speedup']:.2f}x the speed of the resolved solver")
+    result = evaluate_run(run_dir, data_path, split=split, out_dir=out, hybrid=hybrid,
+                          compare=compare)
+    click.echo(json.dumps(result["overall"], indent=2))
+    for name, entry in result.get("hybrid", {}).get("models", {}).items():
+        climate = entry.get("climate", {})
+        click.echo(f"hybrid {name}: stable {entry['stable_fraction']:.0%}, VPT "
+                   f"{entry.get('vpt_mean', float('nan')):.2f} MTU, Hellinger "
+                   f"{climate.get('hellinger', float('nan')):.3f}, "
+                   f"{entry['speedup']:.2f}x the speed of the resolved solver")
     click.echo(f"wrote {out}")
-
-
-def _closure_classes() -> tuple[str, ...]:
-    from surrogates.hybrid import CLOSURE_CLASSES
-
-    return CLOSURE_CLASSES
 
 
 # --------------------------------------------------------------------------- export
@@ -357,12 +344,13 @@ def export(run_dir, fmt, out, example_K, overwrite) -> None:
     Input "X" (batch, K) float32, output "closure" (batch, K): the correction to dX/dt (1/MTU).
     """
     from surrogates.coupling import export_onnx, export_torchscript
+    from surrogates.hybrid import CLOSURE_CLASSES
     from surrogates.runs import load_run
 
     model, config = load_run(run_dir)
-    if config["model_class"] not in _closure_classes():
+    if config["model_class"] not in CLOSURE_CLASSES:
         raise click.ClickException(f"{run_dir} holds a {config['model_class']}; export is for "
-                                   f"the closures {', '.join(_closure_classes())}")
+                                   f"the closures {', '.join(CLOSURE_CLASSES)}")
     default = Path(run_dir) / ("closure.onnx" if fmt == "onnx" else "closure.pt")
     writer = export_onnx if fmt == "onnx" else export_torchscript
     path = writer(model, out or default, example_K=example_K, overwrite=overwrite)

@@ -83,21 +83,18 @@ def _steps(mtu: float, dt: float, save_every: int) -> int:
     return max(n, save_every)
 
 
-def reference_run(ds: xr.Dataset, samples: np.ndarray, n_steps: int, save_every: int
-                  ) -> tuple[np.ndarray, float]:
-    """Resolved trajectories ``(B, T, K)`` from frame 0 of ``samples``, and the data's ``dt``."""
+def initial_conditions(ds: xr.Dataset, samples: np.ndarray
+                       ) -> tuple[lorenz96.Lorenz96State, lorenz96.Lorenz96Params, float]:
+    """Resolved state and parameters at frame 0 of ``samples``, and the data's ``dt``."""
     if "Y" not in ds:
         raise ValueError("the dataset holds no fast variables Y (generated with --no-fast): the "
                          "resolved reference cannot be restarted from it")
-    config = dataset_config(ds)
     first = ds.isel(sample=samples, time=0)
     state = lorenz96.Lorenz96State(first["X"].values, first["Y"].values,
                                    first["Z"].values if "Z" in first else None)
     names = [f.name for f in dataclasses.fields(lorenz96.Lorenz96Params)]
     params = lorenz96.Lorenz96Params(**{p: first[p].values for p in names if p in first})
-    trajectory = lorenz96.solve(state, params, dt=config["dt"], n_steps=n_steps,
-                                save_every=save_every)
-    return trajectory.X, float(config["dt"])
+    return state, params, float(dataset_config(ds)["dt"])
 
 
 def hybrid_run(closure: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: float,
@@ -139,25 +136,26 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     """
     if len(samples) == 0:
         raise ValueError("no test samples to evaluate on")
-    n_forecast = _steps(config.forecast_mtu, dataset_config(ds)["dt"], config.save_every)
-    n_climate = _steps(config.climate_mtu, dataset_config(ds)["dt"], config.save_every)
-    reference, dt = reference_run(ds, samples, n_climate, config.save_every)
+    state, params, dt = initial_conditions(ds, samples)
+    n_forecast = _steps(config.forecast_mtu, dt, config.save_every)
+    n_climate = _steps(config.climate_mtu, dt, config.save_every)
+
+    def resolved(n_steps: int) -> np.ndarray:
+        return lorenz96.solve(state, params, dt=dt, n_steps=n_steps,
+                              save_every=config.save_every).X
+
+    reference = resolved(n_climate)
     max_lag = min(config.max_lag, reference.shape[1] - 1)  # a short climate run has fewer lags
     times = np.arange(reference.shape[1]) * dt * config.save_every
     T_forecast = n_forecast // config.save_every + 1
     clim_std = float(reference.std())
-    X0 = reference[:, 0]
-    F = ds["F"].isel(sample=samples).values
-    state0 = ds.isel(sample=samples, time=0)
-    ref_state = lorenz96.Lorenz96State(state0["X"].values, state0["Y"].values, None)
+    X0 = state.X
+    F = np.asarray(params.F)
 
     result: dict[str, Any] = {"config": dataclasses.asdict(config), "dt": dt,
                               "n_initial_conditions": int(len(samples)), "models": {},
                               "reference": {"seconds_per_mtu": evaluation.cost_per_model_time_unit(
-                                  lambda: lorenz96.solve(ref_state, lorenz96.Lorenz96Params(F=F),
-                                                         dt=dt, n_steps=n_forecast,
-                                                         save_every=config.save_every),
-                                  n_forecast, dt)}}
+                                  lambda: resolved(n_forecast), n_forecast, dt)}}
     runs, rmse, acfs = {"resolved": reference}, {}, {}
     f = config.dt_factor
     for name, closure in closures.items():

@@ -12,9 +12,10 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from surrogates.data.common import (
     write_json,
 )
 from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit, predict
+
+if TYPE_CHECKING:  # the hybrid evaluation imports the JAX solver: only when it is asked for
+    from surrogates.hybrid import HybridEvaluationConfig
 
 RUN_CONFIG_NAME = "run_config.json"
 
@@ -167,7 +171,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[OperatorModel, dict[str, Any]]
 
 def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
                  split: str = "test", out_dir: str | os.PathLike | None = None,
-                 overwrite: bool = True) -> dict[str, Any]:
+                 overwrite: bool = True, hybrid: HybridEvaluationConfig | None = None,
+                 compare: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Evaluate a run's best model on one split of a dataset; write metrics JSON and plots.
 
     Parameters
@@ -181,11 +186,18 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     split : {"train", "validation", "test", "all"}
     out_dir : path-like, optional
         Default ``run_dir/evaluation``.
+    hybrid : HybridEvaluationConfig, optional
+        For a Lorenz-96 closure run: also run the closure inside the hybrid model from the
+        split's initial conditions against the resolved solver
+        (:func:`surrogates.hybrid.evaluate_hybrid`, with coarse physics alone as a baseline).
+    compare : sequence of path-like
+        Other closure run folders scored in the same hybrid evaluation.
 
     Returns
     -------
     dict
-        The metrics written to ``metrics.json``.
+        The metrics written to ``metrics.json``, plus ``"hybrid"`` (also written to
+        ``hybrid_metrics.json``) when ``hybrid`` is given.
     """
     model, config = load_run(run_dir)
     spec = DataSpec(**config["data"])
@@ -198,6 +210,11 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         if split not in splits:
             raise ValueError(f"split must be one of {sorted(splits) + ['all']}, got {split!r}")
         idx = splits[split]
+    if hybrid is not None:
+        from surrogates.hybrid import CLOSURE_CLASSES, evaluate_hybrid
+    if hybrid is not None and config["model_class"] not in CLOSURE_CLASSES:
+        raise ValueError(f"{run_dir} holds a {config['model_class']}: the hybrid evaluation is "
+                         f"for the closures {', '.join(CLOSURE_CLASSES)}")
     subset = ds.isel(sample=idx)
     x = stack_examples(subset, spec.inputs, spec.spatial_dims)
     y = stack_examples(subset, spec.targets, spec.spatial_dims)
@@ -216,4 +233,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         plots.training_curves(json.loads(history_path.read_text()), out / "training_curves.png")
     plots.parity(y_hat, y, spec.targets, out / "parity.png")
     plots.snapshot(x, y_hat, y, spec.inputs, spec.targets, out / "snapshot.png")
+    if hybrid is not None:
+        closures = {Path(run_dir).name: model, "no closure": None}
+        closures |= {Path(other).name: load_run(other)[0] for other in compare}
+        result["hybrid"] = evaluate_hybrid(closures, ds, idx, hybrid, out_dir=out)
     return result

@@ -139,8 +139,9 @@ def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
                                               seed=config.seed, sample_offset=start)
         params = {p: np.full(stop - start, float(getattr(config, p))) for p in _PARAMETERS}
         params["F"] = sample_forcing(config, np.arange(start, stop))
-        state = spin_up(state, lorenz96.Lorenz96Params(**params), config)
-        trajectory = lorenz96.solve(state, lorenz96.Lorenz96Params(**params), dt=config.dt,
+        solver_params = lorenz96.Lorenz96Params(**params)
+        state = spin_up(state, solver_params, config)
+        trajectory = lorenz96.solve(state, solver_params, dt=config.dt,
                                     n_steps=config.n_steps, save_every=config.save_every,
                                     dtype=config.dtype,
                                     show_progress=show_progress and not several)
