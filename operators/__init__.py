@@ -6,8 +6,15 @@ from a checkpoint without pickled code (:mod:`operators.base`).
 
 from operators.base import OperatorModel, build, load_model, save_model
 from operators.fno import FNO
-from operators.mno import HybridLorenz96, LocalMLPClosure, MNOClosure, PolynomialClosure
+from operators.mno import (
+    HybridLorenz96,
+    LocalMLPClosure,
+    MNOClosure,
+    NextStateFNO,
+    PolynomialClosure,
+)
 from operators.normalization import NormalizedOperator, Normalizer
 
-__all__ = ["FNO", "HybridLorenz96", "LocalMLPClosure", "MNOClosure", "NormalizedOperator",
-           "Normalizer", "OperatorModel", "PolynomialClosure", "build", "load_model", "save_model"]
+__all__ = ["FNO", "HybridLorenz96", "LocalMLPClosure", "MNOClosure", "NextStateFNO",
+           "NormalizedOperator", "Normalizer", "OperatorModel", "PolynomialClosure", "build",
+           "load_model", "save_model"]

@@ -23,6 +23,9 @@ Contents
   :math:`X_{k-s}, \dots, X_{k+s}` (the "local closure" baseline).
 * :class:`PolynomialClosure` -- :math:`c_k = \sum_p a_p X_k^p` (Wilks 2005), fitted by least
   squares.
+* :class:`NextStateFNO` -- the pure data-driven baseline: an FNO from ``X(t)`` to
+  ``X(t + Delta)``, without physics.
+* :class:`ClosureEnsemble` -- independently trained closures; mean and members.
 * :class:`HybridLorenz96` -- time stepping of ``coarse + closure`` (RK4 or forward Euler), for
   inference and for a-posteriori training through unrolled steps.
 
@@ -55,8 +58,8 @@ from torch import nn
 from operators.base import OperatorModel, model_from_checkpoint
 from operators.fno import FNO
 
-__all__ = ["HybridLorenz96", "LocalMLPClosure", "MNOClosure", "PolynomialClosure",
-           "lorenz96_coarse_tendency"]
+__all__ = ["ClosureEnsemble", "HybridLorenz96", "LocalMLPClosure", "MNOClosure", "NextStateFNO",
+           "PolynomialClosure", "lorenz96_coarse_tendency"]
 
 _ACTIVATIONS = {"gelu": nn.GELU, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
 
@@ -396,6 +399,129 @@ class PolynomialClosure(OperatorModel):
         a = b / scale ** torch.arange(self.degree + 1, dtype=torch.float64, device=x.device)
         self.coefficients.copy_(a.to(self.coefficients.dtype))
         return self
+
+
+class NextStateFNO(OperatorModel):
+    r"""Pure data-driven emulator baseline: an FNO that maps the slow state to the next one.
+
+    .. math::
+
+        X(t + \Delta) = X(t) + \mu_o + \sigma_o\,
+        \mathcal{G}_\theta\big((X(t) - \mu_i)/\sigma_i\big),
+
+    with :math:`\mathcal{G}_\theta` the FNO of :class:`MNOClosure` and no known physics at all:
+    the network learns the whole increment over one emulator step :math:`\Delta` =
+    ``step_mtu``. It is the "pure ML" baseline of the MNO paper; like the closures it is
+    translation-equivariant on the ring and applies to any ``K``.
+
+    Parameters
+    ----------
+    step_mtu : float
+        Emulator step :math:`\Delta` in model time units (the lead of the training pairs).
+    n_modes, hidden_channels, n_layers, non_linearity, use_forcing_channel
+        As in :class:`MNOClosure` (no history).
+    input_mean, input_std : float
+        Statistics of ``X`` (units of ``X``).
+    output_mean, output_std : float
+        Statistics of the increment :math:`X(t + \Delta) - X(t)` (units of ``X``).
+
+    Notes
+    -----
+    ``forward(x, F=None)``: ``(batch, 1, K)`` -> ``(batch, 1, K)``, the state one step later.
+    Train it on pairs ``X(t) -> X(t + Delta)`` (``lead`` frames apart, see
+    :func:`surrogates.data.common.lead_pairs`); :meth:`rollout` iterates it.
+    """
+
+    #: Output statistics are those of the increment ``target - input`` (read by the trainer).
+    predicts_increment = True
+
+    def __init__(self, *, step_mtu: float, n_modes: Sequence[int] = (16,),
+                 hidden_channels: int = 32, n_layers: int = 4, non_linearity: str = "gelu",
+                 use_forcing_channel: bool = False, input_mean: float = 0.0,
+                 input_std: float = 1.0, output_mean: float = 0.0,
+                 output_std: float = 1.0) -> None:
+        super().__init__()
+        self.step_mtu = _check_scale(step_mtu, "step_mtu", positive=True)
+        self.closure = MNOClosure(use_forcing_channel=use_forcing_channel, n_modes=n_modes,
+                                  hidden_channels=hidden_channels, n_layers=n_layers,
+                                  non_linearity=non_linearity, input_mean=input_mean,
+                                  input_std=input_std, output_mean=output_mean,
+                                  output_std=output_std)
+        self.history = 0
+        self.use_forcing_channel = bool(use_forcing_channel)
+
+    def forward(self, x: torch.Tensor, F: float | torch.Tensor | None = None) -> torch.Tensor:
+        """The state ``step_mtu`` later: ``(batch, 1, K)`` -> ``(batch, 1, K)``."""
+        return x + self.closure(x, F)
+
+    def rollout(self, X0: torch.Tensor, F: float | torch.Tensor | None, n_steps: int,
+                save_every: int = 1) -> torch.Tensor:
+        """Iterate the emulator: frames ``(B, n_steps // save_every + 1, K)`` from ``X0 (B, K)``.
+
+        Raises
+        ------
+        ValueError
+            For bad shapes or step counts.
+        FloatingPointError
+            If the state becomes non-finite.
+        """
+        HybridLorenz96._check_state(X0, "X0")
+        n_steps = _check_int(n_steps, "n_steps", 1)
+        save_every = _check_int(save_every, "save_every", 1)
+        if n_steps % save_every:
+            raise ValueError(f"n_steps ({n_steps}) must be a multiple of save_every "
+                             f"({save_every})")
+        param = next(self.parameters())
+        X, frames = X0, [X0]
+        for n in range(1, n_steps + 1):
+            X = self(X.unsqueeze(1).to(param.dtype), F)[:, 0].to(X0.dtype)
+            if not torch.isfinite(X).all():
+                raise FloatingPointError(
+                    f"the data-driven emulator blew up: non-finite state at step {n} of "
+                    f"{n_steps} (t = {n * self.step_mtu:g} model time units)")
+            if n % save_every == 0:
+                frames.append(X)
+        return torch.stack(frames, dim=1)
+
+
+class ClosureEnsemble(nn.Module):
+    r"""Ensemble of independently trained closures (e.g. different seeds).
+
+    ``forward`` returns the ensemble mean :math:`\bar c = \frac1M \sum_m c^{(m)}(X)`;
+    :meth:`member_outputs` returns every member, for spread, CRPS and coverage. Inside the hybrid
+    model each member drives its own trajectory (:attr:`members`), which gives the forecast
+    ensemble whose spread is compared with its error.
+
+    Parameters
+    ----------
+    members : sequence of nn.Module
+        At least two closures with the same calling convention (``history`` and
+        ``use_forcing_channel`` must agree).
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        conventions = {(int(getattr(m, "history", 0)), bool(getattr(m, "use_forcing_channel",
+                                                                    False))) for m in members}
+        if len(conventions) != 1:
+            raise ValueError(f"ensemble members disagree on (history, use_forcing_channel): "
+                             f"{sorted(conventions)}")
+        (self.history, self.use_forcing_channel), = conventions
+        self.members = nn.ModuleList(members)
+
+    def member_outputs(self, x: torch.Tensor, F: float | torch.Tensor | None = None
+                       ) -> torch.Tensor:
+        """Every member's output stacked first: ``(M, batch, 1, K)``."""
+        if self.use_forcing_channel:
+            return torch.stack([m(x, F) for m in self.members])
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: torch.Tensor, F: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Ensemble-mean closure, ``(batch, 1 + history, K)`` -> ``(batch, 1, K)``."""
+        return self.member_outputs(x, F).mean(dim=0)
 
 
 # --------------------------------------------------------------------------------------------

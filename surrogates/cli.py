@@ -159,7 +159,7 @@ def _fit_options(func):
 
 
 def _data_spec(table: dict[str, Any], data_path, inputs, targets, spatial_dims,
-               default_targets: str):
+               default_targets: str, lead: int | None = None):
     from surrogates.runs import DataSpec
 
     def split(value):
@@ -168,7 +168,7 @@ def _data_spec(table: dict[str, Any], data_path, inputs, targets, spatial_dims,
     data_table = {"targets": default_targets.split(","), **table.get("data", {})}
     return config_from(DataSpec, data_table, {
         "path": data_path, "inputs": split(inputs), "targets": split(targets),
-        "spatial_dims": split(spatial_dims)})
+        "spatial_dims": split(spatial_dims), "lead": lead})
 
 
 def _model_table(table: dict[str, Any], defaults: dict[str, Any],
@@ -179,16 +179,29 @@ def _model_table(table: dict[str, Any], defaults: dict[str, Any],
 
 
 def _train(data, run_dir, model_class, model, train_flags, table, resume, overwrite,
-           normalization="wrap") -> None:
-    from surrogates.runs import train_operator
+           normalization="wrap", members: int = 1) -> None:
+    from surrogates.runs import train_ensemble, train_operator
     from surrogates.training import TrainConfig
 
     train_config = config_from(TrainConfig, table.get("train", {}), train_flags)
+    if members > 1:
+        results = train_ensemble(data, run_dir, n_members=members, model_class=model_class,
+                                 model_config=model, train_config=train_config,
+                                 overwrite=overwrite, resume=resume, normalization=normalization)
+        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in results)
+        click.echo(f"trained an ensemble of {members} (seeds {train_config.seed}.."
+                   f"{train_config.seed + members - 1}); best validation losses {losses}; "
+                   f"run in {run_dir}")
+        return
     result = train_operator(data, run_dir, model_class=model_class, model_config=model,
                             train_config=train_config, overwrite=overwrite, resume=resume,
                             normalization=normalization)
     click.echo(f"trained {len(result.history)} epochs; best validation loss "
                f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
+
+
+_MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Train an ensemble of this many closures (seeds seed, seed+1, ...).")
 
 
 @train.command("fno")
@@ -228,33 +241,35 @@ _CLOSURE_NOTE = ("The default target `closure_target` (RK4-step-averaged) suits 
 @click.option("--modes", type=int, help="Fourier modes kept [16].")
 @click.option("--width", type=int, help="Hidden channels [32].")
 @click.option("--layers", type=int, help="Fourier layers [4].")
+@_MEMBERS
 @_fit_options
 @_fail_cleanly
 def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, modes,
-              width, layers, resume, **train_flags):
+              width, layers, members, resume, **train_flags):
     """Multiscale-neural-operator closure of Lorenz-96: X -> subgrid tendency, on any K."""
     table = _read_toml(config_path)
     data = _data_spec(table, data_path, inputs, targets, spatial_dims, _CLOSURE_TARGETS)
     model = _model_table(table, {}, {"hidden_channels": width, "n_layers": layers,
                                      "n_modes": None if modes is None else [modes]})
     _train(data, run_dir, "MNOClosure", model, train_flags, table, resume, overwrite,
-           normalization="scalar")
+           normalization="scalar", members=members)
 
 
 @train.command("local-mlp")
 @_data_options(_CLOSURE_TARGETS)
 @click.option("--stencil", type=int, help="Neighbours on each side seen by the MLP [0: local].")
 @click.option("--width", type=int, help="Hidden channels [32].")
+@_MEMBERS
 @_fit_options
 @_fail_cleanly
 def train_local_mlp(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite,
-                    stencil, width, resume, **train_flags):
+                    stencil, width, members, resume, **train_flags):
     """Local (pointwise or stencil) MLP closure of Lorenz-96, a baseline for the MNO."""
     table = _read_toml(config_path)
     data = _data_spec(table, data_path, inputs, targets, spatial_dims, _CLOSURE_TARGETS)
     model = _model_table(table, {}, {"stencil": stencil, "hidden_channels": width})
     _train(data, run_dir, "LocalMLPClosure", model, train_flags, table, resume, overwrite,
-           normalization="scalar")
+           normalization="scalar", members=members)
 
 
 @train.command("polynomial")
@@ -273,8 +288,70 @@ def train_polynomial(data_path, run_dir, config_path, inputs, targets, spatial_d
                f"{result['train_r2']:.4f}); run in {run_dir}")
 
 
+@train.command("next-state-fno")
+@_data_options("X")
+@click.option("--lead", type=int, default=1, show_default=True,
+              help="Saved frames between input and target: the emulator's step.")
+@click.option("--modes", type=int, help="Fourier modes kept [16].")
+@click.option("--width", type=int, help="Hidden channels [32].")
+@click.option("--layers", type=int, help="Fourier layers [4].")
+@_fit_options
+@_fail_cleanly
+def train_next_state_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite,
+                         lead, modes, width, layers, resume, **train_flags):
+    """Pure data-driven baseline for the MNO: an FNO from X(t) to X(t + lead frames), no physics.
+
+    `surrogates evaluate` iterates it against the resolved solver like the hybrid closures.
+    """
+    table = _read_toml(config_path)
+    data = _data_spec(table, data_path, inputs, targets, spatial_dims, "X", lead=lead)
+    model = _model_table(table, {}, {"hidden_channels": width, "n_layers": layers,
+                                     "n_modes": None if modes is None else [modes]})
+    _train(data, run_dir, "NextStateFNO", model, train_flags, table, resume, overwrite,
+           normalization="scalar")
+
+
 for _command in (train_mno, train_local_mlp, train_polynomial):
     _command.help = f"{_command.help}\n\n{_CLOSURE_NOTE}"
+
+
+# --------------------------------------------------------------------------- finetune
+@main.command()
+@click.argument("source_run", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder to create for the fine-tuned closure.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False),
+              help="Trajectories to train on [the source run's dataset].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML with tables [unroll] (UnrollConfig) and [train] (TrainConfig).")
+@click.option("--frames", "n_frames", type=int, help="Saved frames per unrolled window [4].")
+@click.option("--dt-factor", type=int, help="Hybrid step = this times the data's dt [10].")
+@click.option("--scheme", type=click.Choice(["rk4", "euler"]), help="Hybrid time stepping [rk4].")
+@click.option("--stride", type=int, help="Frames between window starts [5].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@_fit_options
+@_fail_cleanly
+def finetune(source_run, run_dir, data_path, config_path, n_frames, dt_factor, scheme, stride,
+             overwrite, resume, **train_flags) -> None:
+    """A-posteriori fine-tuning: train a closure run through unrolled hybrid steps.
+
+    The loss is the error of the hybrid trajectory over a short window against the resolved
+    trajectory; the result is a closure run folder for `evaluate` and `export`. Defaults: 5
+    epochs, lr 3e-4, MSE.
+    """
+    from surrogates.a_posteriori import DEFAULT_TRAIN, UnrollConfig, finetune_closure
+    from surrogates.training import TrainConfig
+
+    table = _read_toml(config_path)
+    unroll = config_from(UnrollConfig, table.get("unroll", {}),
+                         {"n_frames": n_frames, "dt_factor": dt_factor, "scheme": scheme,
+                          "stride": stride})
+    train_config = config_from(TrainConfig, {**dataclasses.asdict(DEFAULT_TRAIN),
+                                             **table.get("train", {})}, train_flags)
+    result = finetune_closure(source_run, run_dir, unroll=unroll, train_config=train_config,
+                              data_path=data_path, overwrite=overwrite, resume=resume)
+    click.echo(f"fine-tuned {len(result.history)} epochs; best window loss "
+               f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -317,12 +394,18 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
     result = evaluate_run(run_dir, data_path, split=split, out_dir=out, hybrid=hybrid,
                           compare=compare)
     click.echo(json.dumps(result["overall"], indent=2))
+    if "ensemble" in result:
+        click.echo(f"closure ensemble: {json.dumps(result['ensemble'])}")
     for name, entry in result.get("hybrid", {}).get("models", {}).items():
         climate = entry.get("climate", {})
         click.echo(f"hybrid {name}: stable {entry['stable_fraction']:.0%}, VPT "
                    f"{entry.get('vpt_mean', float('nan')):.2f} MTU, Hellinger "
                    f"{climate.get('hellinger', float('nan')):.3f}, "
                    f"{entry['speedup']:.2f}x the speed of the resolved solver")
+        if "ensemble" in entry:
+            scores = entry["ensemble"]
+            click.echo(f"  ensemble of {scores['n_members']}: CRPS {scores['crps_mean']:.3f}, "
+                       f"spread-skill {scores['spread_skill_mean']:.2f} (1 = calibrated)")
     click.echo(f"wrote {out}")
 
 

@@ -6,7 +6,8 @@ two-tier system integrated by :func:`surrogates.solvers.lorenz96.solve`; each mo
 
 .. math:: X_{n+1} = X_n + \\Delta t\\,\\big(f(X_n; F) + c(X_n)\\big) \\quad \\text{(Euler) or RK4},
 
-with ``c`` a learned closure, a baseline closure, or ``None`` (coarse physics only). Scores:
+with ``c`` a learned closure, a baseline closure, or ``None`` (coarse physics only); the pure
+data-driven baseline :class:`operators.mno.NextStateFNO` is iterated on its own. Scores:
 RMSE by lead time and valid prediction time (short range), distances between the long-run
 climates (mean, std, Hellinger distance of the densities, Wasserstein-1, autocorrelation), the
 fraction of runs that stay finite, and the wall time per model time unit (MTU) of each model
@@ -26,13 +27,15 @@ import numpy as np
 import torch
 import xarray as xr
 
-from operators.mno import HybridLorenz96
+from operators.mno import ClosureEnsemble, HybridLorenz96, NextStateFNO
 from surrogates import evaluation
 from surrogates.data.common import dataset_config, write_json
 from surrogates.solvers import lorenz96
 
-#: Model classes of :mod:`operators.mno` that ``surrogates evaluate`` runs inside the hybrid.
-CLOSURE_CLASSES = ("MNOClosure", "LocalMLPClosure", "PolynomialClosure")
+#: Model classes of :mod:`operators.mno` that ``surrogates evaluate`` runs against the resolved
+#: solver: closures inside the hybrid, the data-driven ``NextStateFNO`` on its own.
+CLOSURE_CLASSES = ("MNOClosure", "LocalMLPClosure", "PolynomialClosure", "NextStateFNO",
+                   "ClosureEnsemble")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,56 @@ def hybrid_run(closure: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, d
     return X.numpy()
 
 
+def emulator_run(emulator: NextStateFNO, X0: np.ndarray, F: np.ndarray, n_steps: int,
+                 save_every: int) -> np.ndarray | None:
+    """Trajectories ``(B, T, K)`` of a data-driven emulator, or ``None`` if it blew up."""
+    try:
+        with torch.no_grad():
+            X = emulator.rollout(torch.as_tensor(X0, dtype=torch.float64),
+                                 torch.as_tensor(F, dtype=torch.float64), n_steps,
+                                 save_every=save_every)
+    except FloatingPointError:
+        return None
+    return X.numpy()
+
+
+def _runner(model: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: float,
+            save_every: int, config: HybridEvaluationConfig):
+    """``run(n_frames) -> (B, n_frames + 1, K) or None`` for one model.
+
+    Frames are ``save_every * dt`` apart (the resolved reference's). Closures run inside the
+    hybrid at ``dt * config.dt_factor``; a :class:`NextStateFNO` at its own ``step_mtu``, which
+    must divide the frame interval.
+    """
+    frame = save_every * dt
+    if isinstance(model, NextStateFNO):
+        per_frame = frame / model.step_mtu
+        if per_frame < 0.999 or abs(per_frame - round(per_frame)) > 1e-6:
+            raise ValueError(f"the emulator steps {model.step_mtu:g} MTU, which does not divide "
+                             f"the evaluation's frame interval {frame:g} MTU")
+        k = int(round(per_frame))
+        return lambda n: emulator_run(model, X0, F, n * k, k)
+    f = config.dt_factor
+    return lambda n: hybrid_run(model, X0, F, dt * f, n * (save_every // f), save_every // f,
+                                config.scheme)
+
+
+def _ensemble_scores(ensemble: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """CRPS, spread and spread-skill by lead of a forecast ensemble ``(M, B, T, K)``."""
+    scores = evaluation.ensemble_skill(ensemble, reference)
+    spread = np.sqrt(ensemble.var(axis=0, ddof=1).mean(axis=(0, 2)))
+    late = slice(1, None)  # lead 0 is the common initial condition: no spread, no error
+    return {"n_members": int(ensemble.shape[0]), "crps_by_lead": scores["crps"].tolist(),
+            "spread_by_lead": spread.tolist(), "rmse_by_lead": scores["rmse"].tolist(),
+            "spread_skill_by_lead": scores["spread_skill"].tolist(),
+            "crps_mean": float(scores["crps"][late].mean()),
+            "spread_skill_mean": float(np.nanmean(scores["spread_skill"][late]))}
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
 def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Dataset,
                     samples: np.ndarray, config: HybridEvaluationConfig,
                     out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -119,6 +172,7 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     Parameters
     ----------
     closures : mapping of name to closure module (or ``None`` for coarse physics only)
+        A :class:`~operators.mno.NextStateFNO` runs as an emulator at its own step.
     ds : xarray.Dataset
         Lorenz-96 dataset with ``Y`` (the reference restarts from ``(X, Y)`` at frame 0).
     samples : array of int
@@ -132,7 +186,12 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     dict
         ``{"config", "reference": {"seconds_per_mtu"}, "models": {name: {...}}}`` with, per
         model, ``rmse_by_lead``, ``vpt_mean`` / ``vpt_min`` (MTU), ``stable_fraction``,
-        ``climate`` distances to the reference and ``seconds_per_mtu`` / ``speedup``.
+        ``climate`` distances to the reference and ``seconds_per_mtu`` / ``speedup``. A
+        :class:`~operators.mno.ClosureEnsemble` runs one hybrid per member: its RMSE and valid
+        prediction time are those of the ensemble mean, its climate pools the members, its cost
+        is that of all members, ``stable_fraction`` is the fraction of members that stayed
+        finite, and ``ensemble`` holds CRPS, spread and spread-skill by lead
+        (:func:`surrogates.evaluation.ensemble_skill`; plot ``hybrid_ensemble_<name>.png``).
     """
     if len(samples) == 0:
         raise ValueError("no test samples to evaluate on")
@@ -156,29 +215,36 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
                               "n_initial_conditions": int(len(samples)), "models": {},
                               "reference": {"seconds_per_mtu": evaluation.cost_per_model_time_unit(
                                   lambda: resolved(n_forecast), n_forecast, dt)}}
-    runs, rmse, acfs = {"resolved": reference}, {}, {}
-    f = config.dt_factor
+    runs, rmse, acfs, skill = {"resolved": reference}, {}, {}, {}
+    frames_forecast = n_forecast // config.save_every
     for name, closure in closures.items():
-        X = hybrid_run(closure, X0, F, dt * f, n_climate // f, config.save_every // f,
-                       config.scheme)
+        members = list(closure.members) if isinstance(closure, ClosureEnsemble) else [closure]
+        member_runs = [_runner(m, X0, F, dt, config.save_every, config) for m in members]
+        trajectories = [run(n_climate // config.save_every) for run in member_runs]
         seconds = evaluation.cost_per_model_time_unit(
-            lambda closure=closure: hybrid_run(closure, X0, F, dt * f, n_forecast // f,
-                                               config.save_every // f, config.scheme),
-            n_forecast // f, dt * f)
+            lambda member_runs=member_runs: [run(frames_forecast) for run in member_runs], 1,
+            frames_forecast * config.save_every * dt)
+        stable = [X is not None for X in trajectories]
         entry: dict[str, Any] = {"seconds_per_mtu": seconds,
                                  "speedup": result["reference"]["seconds_per_mtu"] / seconds,
-                                 "stable_fraction": 0.0 if X is None else 1.0}
-        if X is not None:
+                                 "stable_fraction": float(np.mean(stable))}
+        if all(stable):
+            ensemble = np.stack(trajectories)  # (M, B, T, K)
+            X = ensemble.mean(axis=0)  # the deterministic forecast: the ensemble mean
             short, ref_short = X[:, :T_forecast], reference[:, :T_forecast]
             rmse[name] = evaluation.rmse_by_lead(short, ref_short)
             vpt = evaluation.valid_prediction_time(short, ref_short, times[:T_forecast],
                                                    clim_std, config.threshold)
+            pooled = ensemble.reshape(-1, *ensemble.shape[2:])  # every member's climate
             entry |= {"rmse_by_lead": rmse[name].tolist(), "vpt_mean": float(vpt.mean()),
                       "vpt_min": float(vpt.min()),
-                      "climate": evaluation.compare_climates(X, reference,
+                      "climate": evaluation.compare_climates(pooled, reference,
                                                              max_lag=max_lag)}
-            runs[name] = X
-            acfs[name] = evaluation.climate_statistics(X, max_lag=max_lag).acf
+            if len(members) > 1:
+                entry["ensemble"] = _ensemble_scores(ensemble[:, :, :T_forecast], ref_short)
+                skill[name] = entry["ensemble"]
+            runs[name] = pooled
+            acfs[name] = evaluation.climate_statistics(pooled, max_lag=max_lag).acf
         result["models"][name] = entry
     result["lead_times"] = times[:T_forecast].tolist()
     if out_dir is not None:
@@ -188,6 +254,11 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
         acfs["resolved"] = evaluation.climate_statistics(reference, max_lag=max_lag).acf
         if rmse:
             evaluation.plot_rmse_by_lead(rmse, times[:T_forecast], out / "hybrid_rmse.png")
+        for name, scores in skill.items():
+            evaluation.plot_rmse_by_lead(
+                {"RMSE of the mean": scores["rmse_by_lead"], "spread": scores["spread_by_lead"],
+                 "CRPS": scores["crps_by_lead"]}, times[:T_forecast],
+                out / f"hybrid_ensemble_{_file_name(name)}.png", ylabel="units of X")
         evaluation.plot_climate_pdfs(runs, out / "hybrid_climate_pdf.png", reference="resolved")
         evaluation.plot_autocorrelation(acfs, out / "hybrid_autocorrelation.png",
                                         dt=dt * config.save_every, reference="resolved")

@@ -20,24 +20,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from operators.base import OperatorModel, build, load_model, save_model
-from operators.mno import PolynomialClosure
+from operators.base import OperatorModel, build, load_model, registered, save_model
+from operators.mno import ClosureEnsemble, PolynomialClosure
 from operators.normalization import NormalizedOperator
-from surrogates import metrics, plots
+from surrogates import metrics, plots, uq
 from surrogates.data.common import (
     TorchSplits,
+    lead_pairs,
     open_netcdf,
     split_samples,
-    stack_examples,
     to_torch,
     write_json,
 )
-from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit, predict
+from surrogates.training import (
+    CHECKPOINT_NAME,
+    MODEL_NAME,
+    TrainConfig,
+    TrainResult,
+    fit,
+    predict,
+)
 
 if TYPE_CHECKING:  # the hybrid evaluation imports the JAX solver: only when it is asked for
     from surrogates.hybrid import HybridEvaluationConfig
 
 RUN_CONFIG_NAME = "run_config.json"
+#: ``model_class`` recorded in the run configuration of an ensemble folder.
+ENSEMBLE_CLASS = "ClosureEnsemble"
 
 
 @dataclass
@@ -50,15 +59,18 @@ class DataSpec:
     spatial_dims: list[str] = field(default_factory=lambda: ["k"])
     fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0
+    #: Targets this many saved frames after the inputs (0: same time; see ``lead_pairs``).
+    lead: int = 0
 
 
 def _splits(data: DataSpec) -> TorchSplits:
     ds = open_netcdf(data.path)
     return to_torch(ds, inputs=data.inputs, targets=data.targets, spatial_dims=data.spatial_dims,
-                    fractions=data.fractions, seed=data.split_seed)
+                    fractions=data.fractions, seed=data.split_seed, lead=data.lead)
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    """Create ``run_dir``; a non-empty one needs ``overwrite`` (it is replaced) or ``resume``."""
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not overwrite:
             raise FileExistsError(f"run folder {run_dir} exists and is not empty; pass "
@@ -67,20 +79,39 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _scalar_statistics(splits: TorchSplits) -> dict[str, float]:
-    """Training-split mean and std of the single input and target channel."""
+def _scalar_statistics(splits: TorchSplits, increment: bool = False) -> dict[str, float]:
+    """Training-split mean and std of the single input and target channel.
+
+    With ``increment`` the output statistics are those of ``target - input`` (emulators that
+    predict the change of the state).
+    """
     if splits.input_normalizer.n_channels != 1 or splits.target_normalizer.n_channels != 1:
         raise ValueError("closures take one input variable (X) and one target; got "
                          f"{splits.input_normalizer.n_channels} inputs and "
                          f"{splits.target_normalizer.n_channels} targets")
-    return {"input_mean": float(splits.input_normalizer.mean),
-            "input_std": float(splits.input_normalizer.std),
-            "output_mean": float(splits.target_normalizer.mean),
-            "output_std": float(splits.target_normalizer.std)}
+    stats = {"input_mean": float(splits.input_normalizer.mean),
+             "input_std": float(splits.input_normalizer.std),
+             "output_mean": float(splits.target_normalizer.mean),
+             "output_std": float(splits.target_normalizer.std)}
+    if increment:
+        change = (splits.train.targets - splits.train.inputs).double()
+        stats |= {"output_mean": float(change.mean()),
+                  "output_std": float(change.std().clamp_min(1e-12))}
+    return stats
+
+
+def _lead_mtu(data: DataSpec) -> float:
+    """Time between an input frame and its target frame, from the dataset's time coordinate."""
+    time = open_netcdf(data.path)["time"].values
+    if data.lead < 1 or len(time) <= data.lead:
+        raise ValueError(f"an emulator needs targets a positive number of frames ahead: set "
+                         f"lead (--lead) between 1 and {len(time) - 1}, got {data.lead}")
+    return float(time[data.lead] - time[0])
 
 
 def _build_model(model_class: str, model_config: dict[str, Any], splits: TorchSplits,
-                 normalization: str, seed: int) -> tuple[OperatorModel, dict[str, Any]]:
+                 normalization: str, seed: int, data: DataSpec
+                 ) -> tuple[OperatorModel, dict[str, Any]]:
     """The model to train and its resolved configuration (see :func:`train_operator`)."""
     torch.manual_seed(seed)
     if normalization == "wrap":
@@ -91,7 +122,10 @@ def _build_model(model_class: str, model_config: dict[str, Any], splits: TorchSp
         model.target_normalizer.load_state_dict(splits.target_normalizer.state_dict())
         return model, model.model.config
     if normalization == "scalar":
-        model = build(model_class, {**model_config, **_scalar_statistics(splits)})
+        increment = getattr(registered().get(model_class), "predicts_increment", False)
+        if increment:
+            model_config = {"step_mtu": _lead_mtu(data), **model_config}
+        model = build(model_class, {**model_config, **_scalar_statistics(splits, increment)})
         return model, model.config
     raise ValueError(f"normalization must be 'wrap' or 'scalar', got {normalization!r}")
 
@@ -110,15 +144,18 @@ def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: s
         the data spec (operators such as the FNO). ``"scalar"``: the model normalises itself and
         receives ``input_mean``, ``input_std``, ``output_mean``, ``output_std`` as constructor
         arguments (the Lorenz-96 closures of :mod:`operators.mno`, whose scalar normalisation
-        keeps them translation-equivariant and exportable on their own).
+        keeps them translation-equivariant and exportable on their own). Emulators
+        (``predicts_increment``, e.g. :class:`~operators.mno.NextStateFNO`) get the statistics of
+        the increment ``target - input`` and ``step_mtu`` from the data's time coordinate and
+        ``data.lead``.
     resume : bool
         Continue the run from its checkpoint.
     """
     run_dir = Path(run_dir)
-    _prepare_run_dir(run_dir, overwrite, resume)
+    prepare_run_dir(run_dir, overwrite, resume)
     splits = _splits(data)
     model, resolved = _build_model(model_class, model_config, splits, normalization,
-                                   train_config.seed)
+                                   train_config.seed, data)
     run_config = {"model_class": model_class, "model_config": resolved,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)}
     config_path = run_dir / RUN_CONFIG_NAME
@@ -132,6 +169,41 @@ def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: s
     return fit(model, splits.train, splits.validation, train_config, run_dir, resume=resume)
 
 
+def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int,
+                   model_class: str, model_config: dict[str, Any], train_config: TrainConfig,
+                   overwrite: bool = False, resume: bool = False,
+                   normalization: str = "scalar") -> list[TrainResult]:
+    """Train ``n_members`` copies of a model with seeds ``seed, seed + 1, ...`` (deep ensemble).
+
+    Member ``m`` is an ordinary run folder ``run_dir/member-m`` (:func:`train_operator`, same
+    data and split, own seed for weights and batches); ``run_dir/run_config.json`` names the
+    members, and :func:`load_run` returns a :class:`~operators.mno.ClosureEnsemble`. With
+    ``resume`` finished members are kept and unfinished ones continue from their checkpoints.
+
+    Returns
+    -------
+    list of TrainResult
+        One per member.
+    """
+    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
+        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, overwrite, resume)
+    names = [f"member-{m}" for m in range(n_members)]
+    write_json({"model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
+                "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)},
+               run_dir / RUN_CONFIG_NAME)
+    results = []
+    for m, name in enumerate(names):
+        member = run_dir / name
+        results.append(train_operator(
+            data, member, model_class=model_class, model_config=model_config,
+            train_config=dataclasses.replace(train_config, seed=train_config.seed + m),
+            resume=resume and (member / CHECKPOINT_NAME).is_file(),
+            normalization=normalization))
+    return results
+
+
 def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree: int = 3,
                            overwrite: bool = False) -> dict[str, Any]:
     """Fit the cubic (degree ``degree``) closure of Wilks (2005) by least squares on the
@@ -143,7 +215,7 @@ def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree
         ``{"coefficients": [a_0, ..., a_degree], "train_r2": R^2 on the training split}``.
     """
     run_dir = Path(run_dir)
-    _prepare_run_dir(run_dir, overwrite, resume=False)
+    prepare_run_dir(run_dir, overwrite, resume=False)
     splits = _splits(data)
     _scalar_statistics(splits)  # one input and one target
     model = PolynomialClosure(degree=degree).fit_least_squares(splits.train.inputs,
@@ -160,13 +232,20 @@ def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[OperatorModel, dict[str, Any]]:
-    """The best model of a run folder and its ``run_config.json``."""
+    """The best model of a run folder and its ``run_config.json``.
+
+    An ensemble folder (:func:`train_ensemble`) gives a
+    :class:`~operators.mno.ClosureEnsemble` of its members' best models.
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / RUN_CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder: {config_path} is missing")
-    model = load_model(run_dir / MODEL_NAME)
-    return model, json.loads(config_path.read_text())
+    config = json.loads(config_path.read_text())
+    if config["model_class"] == ENSEMBLE_CLASS:
+        return ClosureEnsemble([load_model(run_dir / name / MODEL_NAME)
+                                for name in config["members"]]), config
+    return load_model(run_dir / MODEL_NAME), config
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
@@ -196,7 +275,9 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     Returns
     -------
     dict
-        The metrics written to ``metrics.json``, plus ``"hybrid"`` (also written to
+        The metrics written to ``metrics.json`` (for an ensemble run also ``"ensemble"``:
+        CRPS, interval coverage and spread-skill of the members, :func:`surrogates.uq.summary`),
+        plus ``"hybrid"`` (also written to
         ``hybrid_metrics.json``) when ``hybrid`` is given.
     """
     model, config = load_run(run_dir)
@@ -216,13 +297,16 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         raise ValueError(f"{run_dir} holds a {config['model_class']}: the hybrid evaluation is "
                          f"for the closures {', '.join(CLOSURE_CLASSES)}")
     subset = ds.isel(sample=idx)
-    x = stack_examples(subset, spec.inputs, spec.spatial_dims)
-    y = stack_examples(subset, spec.targets, spec.spatial_dims)
+    x, y = lead_pairs(subset, spec.inputs, spec.targets, spec.spatial_dims, spec.lead)
     y_hat = predict(model, torch.as_tensor(x, dtype=torch.float32)).numpy()
     result = {"data": str(data_path), "split": split, "n_samples": int(len(idx)),
               "overall": metrics.summary(y_hat, y),
               "per_target": {name: metrics.summary(y_hat[:, c], y[:, c])
                              for c, name in enumerate(spec.targets)}}
+    if isinstance(model, ClosureEnsemble):  # probabilistic scores of the member spread
+        members = np.stack([predict(m, torch.as_tensor(x, dtype=torch.float32)).numpy()
+                            for m in model.members])
+        result["ensemble"] = uq.summary(y, ensemble=members)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "evaluation"
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")

@@ -231,9 +231,31 @@ class TorchSplits:
     indices: dict[str, np.ndarray]
 
 
+def lead_pairs(ds: xr.Dataset, inputs: Sequence[str], targets: Sequence[str],
+               spatial_dims: Sequence[str], lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    r"""Input and target examples, the targets ``lead`` saved frames after the inputs.
+
+    ``lead = 0`` pairs variables at the same time (a closure: ``X(t) -> c(t)``); ``lead = n``
+    pairs frame ``t`` of the inputs with frame ``t + n`` of the targets (an emulator:
+    ``X(t) -> X(t + n \Delta t_{save})``), dropping the last ``n`` input and first ``n`` target
+    frames of every sample. Returns ``(x, y)`` as from :func:`stack_examples`.
+    """
+    if isinstance(lead, bool) or not isinstance(lead, int) or lead < 0:
+        raise ValueError(f"lead must be a non-negative integer (saved frames), got {lead!r}")
+    if lead == 0:
+        return (stack_examples(ds, inputs, spatial_dims),
+                stack_examples(ds, targets, spatial_dims))
+    if "time" not in ds.dims or ds.sizes["time"] <= lead:
+        raise ValueError(f"lead = {lead} frames needs a 'time' dimension longer than the lead; "
+                         f"the dataset has {dict(ds.sizes)}")
+    n = ds.sizes["time"]
+    return (stack_examples(ds.isel(time=slice(0, n - lead)), inputs, spatial_dims),
+            stack_examples(ds.isel(time=slice(lead, n)), targets, spatial_dims))
+
+
 def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
              spatial_dims: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1),
-             seed: int = 0, dtype: torch.dtype = torch.float32) -> TorchSplits:
+             seed: int = 0, dtype: torch.dtype = torch.float32, lead: int = 0) -> TorchSplits:
     """Hand a dataset over to torch: split by sample, stack examples, fit normalisers on train.
 
     Parameters
@@ -246,16 +268,16 @@ def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
         The grid dimensions, in order (``("k",)`` for Lorenz-96's slow ring).
     fractions, seed
         Passed to :func:`split_samples`.
+    lead : int, default 0
+        Targets ``lead`` saved frames after the inputs (see :func:`lead_pairs`).
     """
     if "sample" not in ds.dims:
         raise ValueError(f"dataset needs a 'sample' dimension; it has {dict(ds.sizes)}")
     indices = split_samples(ds.sizes["sample"], fractions, seed=seed)
     parts = {}
     for split, idx in indices.items():
-        subset = ds.isel(sample=idx)
-        x = torch.as_tensor(stack_examples(subset, inputs, spatial_dims), dtype=dtype)
-        y = torch.as_tensor(stack_examples(subset, targets, spatial_dims), dtype=dtype)
-        parts[split] = PairDataset(x, y)
+        x, y = lead_pairs(ds.isel(sample=idx), inputs, targets, spatial_dims, lead)
+        parts[split] = PairDataset(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype))
     input_normalizer = Normalizer(len(inputs)).fit(parts["train"].inputs)
     target_normalizer = Normalizer(len(targets)).fit(parts["train"].targets)
     return TorchSplits(parts["train"], parts["validation"], parts["test"], input_normalizer,
