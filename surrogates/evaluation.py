@@ -667,3 +667,44 @@ def plot_autocorrelation(acfs: Mapping[str, object], path: str | os.PathLike, *,
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def plot_stability(runs: Mapping[str, object], times, path: str | os.PathLike, *,
+                   reference: str | None = None) -> None:
+    r"""Long-run boundedness: the ring RMS :math:`\sqrt{\frac1K\sum_k X_k^2}` against time.
+
+    One panel row: for each run the median over trajectories (line) and the range between the
+    smallest and largest trajectory (band); a run that drifts, decays or blows up leaves the
+    reference's band.
+
+    Parameters
+    ----------
+    runs : dict of str to array_like, each of shape ``(B, T, K)``
+        Run name -> trajectories on the common time grid (finite).
+    times : array_like, shape ``(T,)``
+        Times of the frames (MTU).
+    path : str or PathLike
+        Output PNG file.
+    reference : str, optional
+        Key of the reference run, drawn in black.
+    """
+    from surrogates.plots import _save, plt
+
+    times = np.asarray(times, dtype=float)
+    if not runs:
+        raise ValueError("no runs to plot: the dict is empty")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, x in runs.items():
+        x = _finite(_trajectories(x, name), name)
+        if x.shape[1] != times.size:
+            raise ValueError(f"run '{name}' has {x.shape[1]} frames, times has {times.size}")
+        rms = np.sqrt(np.mean(x ** 2, axis=2))  # (B, T)
+        style = {"color": "k", "lw": 1.5} if name == reference else {"lw": 1}
+        line, = ax.plot(times, np.median(rms, axis=0), label=name, **style)
+        ax.fill_between(times, rms.min(axis=0), rms.max(axis=0), color=line.get_color(),
+                        alpha=0.15, lw=0)
+    ax.set_xlabel("time (MTU)")
+    ax.set_ylabel("ring RMS of $X_k$")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

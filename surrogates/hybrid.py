@@ -260,6 +260,7 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
                  "CRPS": scores["crps_by_lead"]}, times[:T_forecast],
                 out / f"hybrid_ensemble_{_file_name(name)}.png", ylabel="units of X")
         evaluation.plot_climate_pdfs(runs, out / "hybrid_climate_pdf.png", reference="resolved")
+        evaluation.plot_stability(runs, times, out / "hybrid_stability.png", reference="resolved")
         evaluation.plot_autocorrelation(acfs, out / "hybrid_autocorrelation.png",
                                         dt=dt * config.save_every, reference="resolved")
     return result

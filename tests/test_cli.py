@@ -120,9 +120,36 @@ def test_demo_quick_writes_a_report(tmp_path):
     out = tmp_path / "demo"
     result = invoke("demo", "--quick", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "relative L2" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "relative L2" in report
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_metrics"]["n_examples"] > 0
+    # climate closure section: MNO and cubic coupled into the hybrid model, against no closure
+    closure = summary["closure"]
+    models = closure["models"]
+    assert set(models) == {"MNO closure", "cubic polynomial", "no closure"}
+    for label, row in models.items():
+        assert f"| {label} |" in report
+        assert 0.0 <= row["stable_fraction"] <= 1.0, (label, row)
+        assert np.isfinite(row["seconds_per_mtu"]) and row["seconds_per_mtu"] > 0, (label, row)
+        assert np.isfinite(row["cost_vs_resolved"]) and row["cost_vs_resolved"] > 0, (label, row)
+    # coarse physics alone cannot blow up in one MTU: its scores must all be there
+    base = models["no closure"]
+    assert base["stable_fraction"] == 1.0 and base["offline_r2"] is None
+    assert 0 < base["vpt_mean"] <= closure["hybrid_config"]["forecast_mtu"] + 1e-9, base
+    assert 0 < base["hellinger"] <= 1 and np.isfinite(base["wasserstein"]), base
+    # offline R^2 on the test split, finite for both closures; the least-squares cubic has skill
+    assert np.isfinite(models["MNO closure"]["offline_r2"])
+    assert 0.5 < models["cubic polynomial"]["offline_r2"] <= 1, models["cubic polynomial"]
+    hybrid = json.loads((out / "mno" / "evaluation" / "hybrid_metrics.json").read_text())
+    assert set(hybrid["models"]) == {"mno", "cubic", "no closure"}
+    for plot in ("hybrid_rmse.png", "hybrid_climate_pdf.png", "hybrid_autocorrelation.png"):
+        assert (out / "mno" / "evaluation" / plot).stat().st_size > 0
+        assert f"mno/evaluation/{plot}" in report
+    timings = summary["timings"]
+    for stage in ("generate_s", "train_s", "evaluate_s", "train_mno_s", "fit_cubic_s",
+                  "hybrid_evaluate_s"):
+        assert 0 <= timings[stage] <= timings["total_s"], (stage, timings)
     assert invoke("demo", "--quick", "--out", out).exit_code == 1
 
 
