@@ -49,7 +49,11 @@ class OperatorModel(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        existing = _REGISTRY.get(cls.__name__)
+        # A same-named subclass is a tracing proxy (torch.export builds one per traced module
+        # class), not a new operator: it must not replace the class checkpoints are rebuilt from.
+        if existing is None or not issubclass(cls, existing):
+            _REGISTRY[cls.__name__] = cls
         init = cls.__init__
         signature = inspect.signature(init)
 

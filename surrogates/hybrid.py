@@ -129,7 +129,7 @@ def emulator_run(emulator: NextStateFNO, X0: np.ndarray, F: np.ndarray, n_steps:
 
 def _runner(model: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: float,
             save_every: int, config: HybridEvaluationConfig):
-    """``run(n_frames) -> (B, n_frames + 1, K) or None`` for one model.
+    """``run(n_frames, X0=X0, F=F) -> (B, n_frames + 1, K) or None`` for one model.
 
     Frames are ``save_every * dt`` apart (the resolved reference's). Closures run inside the
     hybrid at ``dt * config.dt_factor``; a :class:`NextStateFNO` at its own ``step_mtu``, which
@@ -142,10 +142,17 @@ def _runner(model: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: fl
             raise ValueError(f"the emulator steps {model.step_mtu:g} MTU, which does not divide "
                              f"the evaluation's frame interval {frame:g} MTU")
         k = int(round(per_frame))
-        return lambda n: emulator_run(model, X0, F, n * k, k)
+        return lambda n, X0=X0, F=F: emulator_run(model, X0, F, n * k, k)
     f = config.dt_factor
-    return lambda n: hybrid_run(model, X0, F, dt * f, n * (save_every // f), save_every // f,
-                                config.scheme)
+    return lambda n, X0=X0, F=F: hybrid_run(model, X0, F, dt * f, n * (save_every // f),
+                                            save_every // f, config.scheme)
+
+
+def _stable_initial_conditions(run, n_frames: int, X0: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """After a batch blew up: which initial conditions stay finite when run on their own."""
+    F = np.array(np.broadcast_to(F, (len(X0),)))
+    return np.array([run(n_frames, X0=X0[i:i + 1], F=F[i:i + 1]) is not None
+                     for i in range(len(X0))])
 
 
 def _ensemble_scores(ensemble: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -185,13 +192,17 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     -------
     dict
         ``{"config", "reference": {"seconds_per_mtu"}, "models": {name: {...}}}`` with, per
-        model, ``rmse_by_lead``, ``vpt_mean`` / ``vpt_min`` (MTU), ``stable_fraction``,
+        model, ``rmse_by_lead``, ``vpt_mean`` / ``vpt_min`` (MTU), ``stable_fraction`` (of the
+        initial conditions whose run stayed finite over the climate horizon; a batch that blew
+        up is rerun one initial condition at a time to find them; skill and climate scores
+        need every run finite), ``stable_initial_conditions`` (one flag per sample),
         ``climate`` distances to the reference and ``seconds_per_mtu`` / ``speedup``. A
         :class:`~operators.mno.ClosureEnsemble` runs one hybrid per member: its RMSE and valid
         prediction time are those of the ensemble mean, its climate pools the members, its cost
-        is that of all members, ``stable_fraction`` is the fraction of members that stayed
-        finite, and ``ensemble`` holds CRPS, spread and spread-skill by lead
-        (:func:`surrogates.evaluation.ensemble_skill`; plot ``hybrid_ensemble_<name>.png``).
+        is that of all members, ``stable_fraction`` is the fraction of (member, initial
+        condition) runs that stayed finite, and ``ensemble`` holds CRPS, spread and
+        spread-skill by lead (:func:`surrogates.evaluation.ensemble_skill`; plot
+        ``hybrid_ensemble_<name>.png``).
     """
     if len(samples) == 0:
         raise ValueError("no test samples to evaluate on")
@@ -224,11 +235,14 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
         seconds = evaluation.cost_per_model_time_unit(
             lambda member_runs=member_runs: [run(frames_forecast) for run in member_runs], 1,
             frames_forecast * config.save_every * dt)
-        stable = [X is not None for X in trajectories]
+        stable = np.stack([np.ones(len(X0), bool) if X is not None else
+                           _stable_initial_conditions(run, n_climate // config.save_every, X0, F)
+                           for X, run in zip(trajectories, member_runs, strict=True)])
         entry: dict[str, Any] = {"seconds_per_mtu": seconds,
                                  "speedup": result["reference"]["seconds_per_mtu"] / seconds,
-                                 "stable_fraction": float(np.mean(stable))}
-        if all(stable):
+                                 "stable_fraction": float(stable.mean()),
+                                 "stable_initial_conditions": stable.all(axis=0).tolist()}
+        if stable.all():
             ensemble = np.stack(trajectories)  # (M, B, T, K)
             X = ensemble.mean(axis=0)  # the deterministic forecast: the ensemble mean
             short, ref_short = X[:, :T_forecast], reference[:, :T_forecast]

@@ -318,7 +318,11 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     plots.parity(y_hat, y, spec.targets, out / "parity.png")
     plots.snapshot(x, y_hat, y, spec.inputs, spec.targets, out / "snapshot.png")
     if hybrid is not None:
-        closures = {Path(run_dir).name: model, "no closure": None}
+        names = [Path(run_dir).name, "no closure"] + [Path(other).name for other in compare]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the hybrid evaluation names models by their run folder, and "
+                             f"these repeat: {names}; rename a folder")
+        closures = {names[0]: model, "no closure": None}
         closures |= {Path(other).name: load_run(other)[0] for other in compare}
         result["hybrid"] = evaluate_hybrid(closures, ds, idx, hybrid, out_dir=out)
     return result

@@ -306,3 +306,12 @@ def test_host_model_runs_exported_closure(exported, l96_data, tmp_path, name):
     # |X| ~ 10 times the growth), 1e-3 over the whole run.
     np.testing.assert_allclose(traj[:, :51], ref[:, :51], rtol=0, atol=2e-5)
     np.testing.assert_allclose(traj, ref, rtol=0, atol=1e-3)
+
+
+def test_export_leaves_the_checkpoint_registry_intact(tmp_path):
+    """torch.export traces through same-named proxy subclasses; checkpoints still rebuild."""
+    from operators.base import build
+
+    export_onnx(_mno(), tmp_path / "c.onnx")
+    rebuilt = build("MNOClosure", {"hidden_channels": 8, "n_layers": 1, "n_modes": [8]})
+    assert type(rebuilt) is MNOClosure

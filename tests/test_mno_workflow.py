@@ -218,3 +218,28 @@ def test_cli_ensemble_trains_seeds_resumes_and_scores_its_spread(tmp_path, data)
     assert np.isfinite(scores["crps_mean"]) and scores["spread_skill_mean"] > 0
     assert (run / "evaluation" / "hybrid_ensemble_ensemble.png").stat().st_size > 10_000
     assert (run / "evaluation" / "hybrid_stability.png").stat().st_size > 10_000
+
+
+class BlowsUpAboveForcing(torch.nn.Module):
+    """A destabilising closure, 10 X^3, switched on only for samples with F > 11."""
+
+    history = 0
+    use_forcing_channel = True
+
+    def forward(self, x, F):
+        return torch.where(F.reshape(-1, 1, 1) > 11.0, 10.0 * x[:, :1] ** 3, 0.0 * x[:, :1])
+
+
+def test_stability_is_reported_per_initial_condition(data):
+    _, ds = data
+    ds = ds.copy(deep=True)
+    ds["F"][1] = 11.5  # only the second initial condition gets the unstable closure
+    config = HybridEvaluationConfig(scheme="rk4", dt_factor=5, save_every=5, forecast_mtu=0.25,
+                                    climate_mtu=0.5)
+    result = evaluate_hybrid({"bad": BlowsUpAboveForcing(), "no closure": None}, ds,
+                             np.arange(3), config)
+    entry = result["models"]["bad"]
+    assert entry["stable_initial_conditions"] == [True, False, True]
+    assert entry["stable_fraction"] == pytest.approx(2 / 3)
+    assert "vpt_mean" not in entry and "climate" not in entry
+    assert result["models"]["no closure"]["stable_initial_conditions"] == [True] * 3
