@@ -48,6 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from surrogates.a_posteriori import UnrollConfig, finetune_closure
@@ -179,6 +180,19 @@ def table(rows: dict[str, dict], title: str) -> list[str]:
     return lines
 
 
+def paired_vpt(rows: dict[str, dict], mno: str) -> dict[str, dict[str, float]]:
+    """VPT of ``mno`` minus each baseline's, paired by initial condition: mean and its
+    standard error (the noise of a VPT ranking on a few initial conditions)."""
+    out = {}
+    for name, other in rows.items():
+        if name in ("resolved", mno) or "vpt" not in other or "vpt" not in rows[mno]:
+            continue
+        diff = np.asarray(rows[mno]["vpt"]) - np.asarray(other["vpt"])
+        out[name] = {"mean": float(diff.mean()),
+                     "stderr": float(diff.std(ddof=1) / np.sqrt(diff.size))}
+    return out
+
+
 def goals(rows: dict[str, dict], mno: str) -> dict[str, bool]:
     """The three goals of the issue for the MNO variant ``mno``."""
     baselines = ["no closure", "cubic", "local MLP", "next-state FNO"]
@@ -238,6 +252,11 @@ def main(argv: list[str] | None = None) -> dict:
     for name, c in checks.items():
         lines.append(f"goals for {name}: " + ", ".join(f"{k} {'met' if v else 'NOT met'}"
                                                        for k, v in c.items()))
+    paired = {n: paired_vpt(rows, n) for n in mno_names}
+    lines.append("VPT difference to each baseline, paired by initial condition (mean +- s.e.):")
+    for name, diffs in paired.items():
+        lines.append(f"  {name}: " + ", ".join(f"{b} {d['mean']:+.2f} +- {d['stderr']:.2f}"
+                                               for b, d in diffs.items()))
     print("\n".join(lines))
     result = {"benchmark": "mno_lorenz96",
               "command": " ".join(["python", "benchmarks/mno_lorenz96.py"]
@@ -245,7 +264,8 @@ def main(argv: list[str] | None = None) -> dict:
               "data": dataclasses.asdict(s["data"]), "mno_config": MNO,
               "evaluation": dataclasses.asdict(s["eval"]),
               "evaluation_k72": dataclasses.asdict(s["eval_k72"]),
-              "k36": rows, "k72": rows_k72, "goals": checks, "table": lines,
+              "k36": rows, "k72": rows_k72, "goals": checks, "paired_vpt": paired,
+              "table": lines,
               "wall_time_s": time.perf_counter() - started,
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "torch": torch.__version__},

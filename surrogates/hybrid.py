@@ -192,7 +192,8 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     -------
     dict
         ``{"config", "reference": {"seconds_per_mtu"}, "models": {name: {...}}}`` with, per
-        model, ``rmse_by_lead``, ``vpt_mean`` / ``vpt_min`` (MTU), ``stable_fraction`` (of the
+        model, ``rmse_by_lead``, ``vpt`` (per initial condition, MTU) with ``vpt_mean`` /
+        ``vpt_min``, ``stable_fraction`` (of the
         initial conditions whose run stayed finite over the climate horizon; a batch that blew
         up is rerun one initial condition at a time to find them; skill and climate scores
         need every run finite), ``stable_initial_conditions`` (one flag per sample),
@@ -250,7 +251,8 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
             vpt = evaluation.valid_prediction_time(short, ref_short, times[:T_forecast],
                                                    clim_std, config.threshold)
             pooled = ensemble.reshape(-1, *ensemble.shape[2:])  # every member's climate
-            entry |= {"rmse_by_lead": rmse[name].tolist(), "vpt_mean": float(vpt.mean()),
+            entry |= {"rmse_by_lead": rmse[name].tolist(), "vpt": vpt.tolist(),
+                      "vpt_mean": float(vpt.mean()),
                       "vpt_min": float(vpt.min()),
                       "climate": evaluation.compare_climates(pooled, reference,
                                                              max_lag=max_lag)}
