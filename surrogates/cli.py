@@ -159,7 +159,7 @@ def _fit_options(func):
 
 
 def _data_spec(table: dict[str, Any], data_path, inputs, targets, spatial_dims,
-               default_targets: str, lead: int | None = None):
+               default_targets: str, lead: int | None = None, history: int | None = None):
     from surrogates.runs import DataSpec
 
     def split(value):
@@ -168,7 +168,7 @@ def _data_spec(table: dict[str, Any], data_path, inputs, targets, spatial_dims,
     data_table = {"targets": default_targets.split(","), **table.get("data", {})}
     return config_from(DataSpec, data_table, {
         "path": data_path, "inputs": split(inputs), "targets": split(targets),
-        "spatial_dims": split(spatial_dims), "lead": lead})
+        "spatial_dims": split(spatial_dims), "lead": lead, "history": history})
 
 
 def _model_table(table: dict[str, Any], defaults: dict[str, Any],
@@ -200,6 +200,9 @@ def _train(data, run_dir, model_class, model, train_flags, table, resume, overwr
                f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
 
 
+_HISTORY = click.option("--history", type=click.IntRange(min=0),
+                        help="Past saved frames of X given to the closure as extra channels "
+                             "[0]; evaluate it with --dt-factor equal to the data's save_every.")
 _MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Train an ensemble of this many closures (seeds seed, seed+1, ...).")
 
@@ -241,14 +244,16 @@ _CLOSURE_NOTE = ("The default target `closure_target` (RK4-step-averaged) suits 
 @click.option("--modes", type=int, help="Fourier modes kept [16].")
 @click.option("--width", type=int, help="Hidden channels [32].")
 @click.option("--layers", type=int, help="Fourier layers [4].")
+@_HISTORY
 @_MEMBERS
 @_fit_options
 @_fail_cleanly
 def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, modes,
-              width, layers, members, resume, **train_flags):
+              width, layers, history, members, resume, **train_flags):
     """Multiscale-neural-operator closure of Lorenz-96: X -> subgrid tendency, on any K."""
     table = _read_toml(config_path)
-    data = _data_spec(table, data_path, inputs, targets, spatial_dims, _CLOSURE_TARGETS)
+    data = _data_spec(table, data_path, inputs, targets, spatial_dims, _CLOSURE_TARGETS,
+                      history=history)
     model = _model_table(table, {}, {"hidden_channels": width, "n_layers": layers,
                                      "n_modes": None if modes is None else [modes]})
     _train(data, run_dir, "MNOClosure", model, train_flags, table, resume, overwrite,
@@ -259,14 +264,16 @@ def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
 @_data_options(_CLOSURE_TARGETS)
 @click.option("--stencil", type=int, help="Neighbours on each side seen by the MLP [0: local].")
 @click.option("--width", type=int, help="Hidden channels [32].")
+@_HISTORY
 @_MEMBERS
 @_fit_options
 @_fail_cleanly
 def train_local_mlp(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite,
-                    stencil, width, members, resume, **train_flags):
+                    stencil, width, history, members, resume, **train_flags):
     """Local (pointwise or stencil) MLP closure of Lorenz-96, a baseline for the MNO."""
     table = _read_toml(config_path)
-    data = _data_spec(table, data_path, inputs, targets, spatial_dims, _CLOSURE_TARGETS)
+    data = _data_spec(table, data_path, inputs, targets, spatial_dims, _CLOSURE_TARGETS,
+                      history=history)
     model = _model_table(table, {}, {"stencil": stencil, "hidden_channels": width})
     _train(data, run_dir, "LocalMLPClosure", model, train_flags, table, resume, overwrite,
            normalization="scalar", members=members)

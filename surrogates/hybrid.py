@@ -86,13 +86,13 @@ def _steps(mtu: float, dt: float, save_every: int) -> int:
     return max(n, save_every)
 
 
-def initial_conditions(ds: xr.Dataset, samples: np.ndarray
+def initial_conditions(ds: xr.Dataset, samples: np.ndarray, frame: int = 0
                        ) -> tuple[lorenz96.Lorenz96State, lorenz96.Lorenz96Params, float]:
-    """Resolved state and parameters at frame 0 of ``samples``, and the data's ``dt``."""
+    """Resolved state and parameters at ``frame`` of ``samples``, and the data's ``dt``."""
     if "Y" not in ds:
         raise ValueError("the dataset holds no fast variables Y (generated with --no-fast): the "
                          "resolved reference cannot be restarted from it")
-    first = ds.isel(sample=samples, time=0)
+    first = ds.isel(sample=samples, time=frame)
     state = lorenz96.Lorenz96State(first["X"].values, first["Y"].values,
                                    first["Z"].values if "Z" in first else None)
     names = [f.name for f in dataclasses.fields(lorenz96.Lorenz96Params)]
@@ -101,14 +101,20 @@ def initial_conditions(ds: xr.Dataset, samples: np.ndarray
 
 
 def hybrid_run(closure: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: float,
-               n_steps: int, save_every: int, scheme: str) -> np.ndarray | None:
-    """Hybrid trajectories ``(B, T, K)`` in float64, or ``None`` if the run blew up."""
+               n_steps: int, save_every: int, scheme: str,
+               history: np.ndarray | None = None) -> np.ndarray | None:
+    """Hybrid trajectories ``(B, T, K)`` in float64, or ``None`` if the run blew up.
+
+    ``history (B, h, K)``: the states before ``X0``, most recent first, for closures with
+    ``history = h`` (one hybrid step apart).
+    """
     model = HybridLorenz96(closure)
+    past = None if history is None else torch.as_tensor(history, dtype=torch.float64)
     try:
         with torch.no_grad():
             X = model.rollout(torch.as_tensor(X0, dtype=torch.float64),
                               torch.as_tensor(F, dtype=torch.float64), dt, n_steps,
-                              save_every=save_every, scheme=scheme)
+                              save_every=save_every, scheme=scheme, history=past)
     except FloatingPointError:
         return None
     return X.numpy()
@@ -127,32 +133,43 @@ def emulator_run(emulator: NextStateFNO, X0: np.ndarray, F: np.ndarray, n_steps:
     return X.numpy()
 
 
-def _runner(model: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, dt: float,
-            save_every: int, config: HybridEvaluationConfig):
-    """``run(n_frames, X0=X0, F=F) -> (B, n_frames + 1, K) or None`` for one model.
+def _runner(model: torch.nn.Module | None, X0: np.ndarray, F: np.ndarray, past: np.ndarray,
+            dt: float, save_every: int, config: HybridEvaluationConfig, data_every: int):
+    """``run(n_frames, rows=slice(None)) -> (B, n_frames + 1, K) or None`` for one model.
 
     Frames are ``save_every * dt`` apart (the resolved reference's). Closures run inside the
-    hybrid at ``dt * config.dt_factor``; a :class:`NextStateFNO` at its own ``step_mtu``, which
-    must divide the frame interval.
+    hybrid at ``dt * config.dt_factor``, history closures with the data's frames
+    ``past (B, h, K)`` (most recent first, ``data_every`` solver steps apart; the hybrid step
+    must then equal that interval); a
+    :class:`NextStateFNO` runs at its own ``step_mtu``, which must divide the frame interval.
+    ``rows`` selects initial conditions.
     """
     frame = save_every * dt
+    F = np.array(np.broadcast_to(F, (len(X0),)))
     if isinstance(model, NextStateFNO):
         per_frame = frame / model.step_mtu
         if per_frame < 0.999 or abs(per_frame - round(per_frame)) > 1e-6:
             raise ValueError(f"the emulator steps {model.step_mtu:g} MTU, which does not divide "
                              f"the evaluation's frame interval {frame:g} MTU")
         k = int(round(per_frame))
-        return lambda n, X0=X0, F=F: emulator_run(model, X0, F, n * k, k)
+        return lambda n, rows=slice(None): emulator_run(model, X0[rows], F[rows], n * k, k)
     f = config.dt_factor
-    return lambda n, X0=X0, F=F: hybrid_run(model, X0, F, dt * f, n * (save_every // f),
-                                            save_every // f, config.scheme)
+    h = int(getattr(model, "history", 0)) if model is not None else 0
+    if h and past.shape[1] < h:
+        raise ValueError(f"a closure with history {h} needs {h} frames before the initial "
+                         f"conditions, got {past.shape[1]}")
+    if h and f != data_every:
+        raise ValueError(f"a closure with history takes its past states one hybrid step apart "
+                         f"and learned them from the data's frames: set dt_factor to the data's "
+                         f"save_every ({data_every}), got {f}")
+    return lambda n, rows=slice(None): hybrid_run(
+        model, X0[rows], F[rows], dt * f, n * (save_every // f), save_every // f, config.scheme,
+        history=past[rows, :h] if h else None)
 
 
-def _stable_initial_conditions(run, n_frames: int, X0: np.ndarray, F: np.ndarray) -> np.ndarray:
+def _stable_initial_conditions(run, n_frames: int, n_initial: int) -> np.ndarray:
     """After a batch blew up: which initial conditions stay finite when run on their own."""
-    F = np.array(np.broadcast_to(F, (len(X0),)))
-    return np.array([run(n_frames, X0=X0[i:i + 1], F=F[i:i + 1]) is not None
-                     for i in range(len(X0))])
+    return np.array([run(n_frames, rows=slice(i, i + 1)) is not None for i in range(n_initial)])
 
 
 def _ensemble_scores(ensemble: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -207,7 +224,12 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     """
     if len(samples) == 0:
         raise ValueError("no test samples to evaluate on")
-    state, params, dt = initial_conditions(ds, samples)
+    # History closures need past frames: every model starts at the frame after the longest one.
+    start = max([int(getattr(m, "history", 0)) for m in closures.values() if m is not None],
+                default=0)
+    state, params, dt = initial_conditions(ds, samples, frame=start)
+    past = ds["X"].isel(sample=samples, time=slice(0, start)).transpose(
+        "sample", "time", "k").values[:, ::-1].copy()  # (B, start, K), most recent first
     n_forecast = _steps(config.forecast_mtu, dt, config.save_every)
     n_climate = _steps(config.climate_mtu, dt, config.save_every)
 
@@ -224,6 +246,7 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     F = np.asarray(params.F)
 
     result: dict[str, Any] = {"config": dataclasses.asdict(config), "dt": dt,
+                              "start_frame": start,
                               "n_initial_conditions": int(len(samples)), "models": {},
                               "reference": {"seconds_per_mtu": evaluation.cost_per_model_time_unit(
                                   lambda: resolved(n_forecast), n_forecast, dt)}}
@@ -231,13 +254,15 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
     frames_forecast = n_forecast // config.save_every
     for name, closure in closures.items():
         members = list(closure.members) if isinstance(closure, ClosureEnsemble) else [closure]
-        member_runs = [_runner(m, X0, F, dt, config.save_every, config) for m in members]
+        member_runs = [_runner(m, X0, F, past, dt, config.save_every, config,
+                               int(dataset_config(ds)["save_every"])) for m in members]
         trajectories = [run(n_climate // config.save_every) for run in member_runs]
         seconds = evaluation.cost_per_model_time_unit(
             lambda member_runs=member_runs: [run(frames_forecast) for run in member_runs], 1,
             frames_forecast * config.save_every * dt)
         stable = np.stack([np.ones(len(X0), bool) if X is not None else
-                           _stable_initial_conditions(run, n_climate // config.save_every, X0, F)
+                           _stable_initial_conditions(run, n_climate // config.save_every,
+                                                      len(X0))
                            for X, run in zip(trajectories, member_runs, strict=True)])
         entry: dict[str, Any] = {"seconds_per_mtu": seconds,
                                  "speedup": result["reference"]["seconds_per_mtu"] / seconds,

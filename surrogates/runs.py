@@ -61,12 +61,15 @@ class DataSpec:
     split_seed: int = 0
     #: Targets this many saved frames after the inputs (0: same time; see ``lead_pairs``).
     lead: int = 0
+    #: Past frames of the inputs added as channels (closures with ``history``).
+    history: int = 0
 
 
 def _splits(data: DataSpec) -> TorchSplits:
     ds = open_netcdf(data.path)
     return to_torch(ds, inputs=data.inputs, targets=data.targets, spatial_dims=data.spatial_dims,
-                    fractions=data.fractions, seed=data.split_seed, lead=data.lead)
+                    fractions=data.fractions, seed=data.split_seed, lead=data.lead,
+                    history=data.history)
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
@@ -79,22 +82,25 @@ def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _scalar_statistics(splits: TorchSplits, increment: bool = False) -> dict[str, float]:
+def _scalar_statistics(splits: TorchSplits, increment: bool = False,
+                       history: int = 0) -> dict[str, float]:
     """Training-split mean and std of the single input and target channel.
 
     With ``increment`` the output statistics are those of ``target - input`` (emulators that
     predict the change of the state).
     """
-    if splits.input_normalizer.n_channels != 1 or splits.target_normalizer.n_channels != 1:
+    if splits.input_normalizer.n_channels != 1 + history \
+            or splits.target_normalizer.n_channels != 1:
         raise ValueError("closures take one input variable (X) and one target; got "
-                         f"{splits.input_normalizer.n_channels} inputs and "
+                         f"{splits.input_normalizer.n_channels // (1 + history)} inputs and "
                          f"{splits.target_normalizer.n_channels} targets")
-    stats = {"input_mean": float(splits.input_normalizer.mean),
-             "input_std": float(splits.input_normalizer.std),
+    # History channels are the same variable: the statistics of X(t) serve them all.
+    stats = {"input_mean": float(splits.input_normalizer.mean.reshape(-1)[0]),
+             "input_std": float(splits.input_normalizer.std.reshape(-1)[0]),
              "output_mean": float(splits.target_normalizer.mean),
              "output_std": float(splits.target_normalizer.std)}
     if increment:
-        change = (splits.train.targets - splits.train.inputs).double()
+        change = (splits.train.targets - splits.train.inputs[:, :1]).double()
         stats |= {"output_mean": float(change.mean()),
                   "output_std": float(change.std().clamp_min(1e-12))}
     return stats
@@ -125,7 +131,10 @@ def _build_model(model_class: str, model_config: dict[str, Any], splits: TorchSp
         increment = getattr(registered().get(model_class), "predicts_increment", False)
         if increment:
             model_config = {"step_mtu": _lead_mtu(data), **model_config}
-        model = build(model_class, {**model_config, **_scalar_statistics(splits, increment)})
+        if data.history:
+            model_config = {**model_config, "history": data.history}
+        model = build(model_class, {**model_config,
+                                    **_scalar_statistics(splits, increment, data.history)})
         return model, model.config
     raise ValueError(f"normalization must be 'wrap' or 'scalar', got {normalization!r}")
 
@@ -297,7 +306,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         raise ValueError(f"{run_dir} holds a {config['model_class']}: the hybrid evaluation is "
                          f"for the closures {', '.join(CLOSURE_CLASSES)}")
     subset = ds.isel(sample=idx)
-    x, y = lead_pairs(subset, spec.inputs, spec.targets, spec.spatial_dims, spec.lead)
+    x, y = lead_pairs(subset, spec.inputs, spec.targets, spec.spatial_dims, spec.lead,
+                      spec.history)
     y_hat = predict(model, torch.as_tensor(x, dtype=torch.float32)).numpy()
     result = {"data": str(data_path), "split": split, "n_samples": int(len(idx)),
               "overall": metrics.summary(y_hat, y),

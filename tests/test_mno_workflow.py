@@ -51,6 +51,41 @@ def test_lead_pairs_put_targets_lead_frames_later():
         lead_pairs(ds, ["X"], ["X"], ["k"], lead=-1)
 
 
+def test_history_channels_hold_the_previous_frames_most_recent_first():
+    X = np.arange(2 * 6 * 3, dtype=float).reshape(2, 6, 3)
+    ds = xr.Dataset({"X": (("sample", "time", "k"), X), "c": (("sample", "time", "k"), -X)})
+    x, y = lead_pairs(ds, ["X"], ["c"], ["k"], history=2)
+    assert x.shape == (2 * 4, 3, 3) and y.shape == (2 * 4, 1, 3)
+    for lag in range(3):
+        np.testing.assert_array_equal(x[:, lag], X[:, 2 - lag:6 - lag].reshape(-1, 3))
+    np.testing.assert_array_equal(y[:, 0], -X[:, 2:].reshape(-1, 3))
+    with pytest.raises(ValueError, match="history"):
+        lead_pairs(ds, ["X"], ["c"], ["k"], history=6)
+
+
+def test_history_closure_trains_and_runs_in_the_hybrid_from_true_past_states(tmp_path, data):
+    path, ds = data
+    run = tmp_path / "mno_h1"
+    result = invoke("train", "mno", "--data", path, "--targets", "subgrid_forcing", "--history",
+                    "1", "--width", "16", "--layers", "2", "--modes", "12", "--epochs", "10",
+                    "--lr", "3e-3", "--out", run)
+    assert result.exit_code == 0, result.output
+    model, config = load_run(run)
+    assert model.history == 1 and config["data"]["history"] == 1
+    assert model.input_std == pytest.approx(float(ds["X"].std()), rel=0.1)
+    refused = invoke("evaluate", run, "--scheme", "rk4", "--dt-factor", "1")
+    assert refused.exit_code == 1 and "dt_factor" in refused.output
+    result = invoke("evaluate", run, "--scheme", "rk4", "--dt-factor", "5", "--forecast-mtu",
+                    "0.5", "--climate-mtu", "0.5")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    assert metrics["overall"]["r2"] > 0.5
+    hybrid = json.loads((run / "evaluation" / "hybrid_metrics.json").read_text())
+    assert hybrid["models"]["mno_h1"]["stable_fraction"] == 1.0
+    # Every model starts one frame in, where the history closure has a true past state.
+    assert hybrid["start_frame"] == 1
+
+
 def test_next_state_fno_learns_more_than_persistence(tmp_path, data):
     path, ds = data
     run = tmp_path / "emulator"

@@ -232,30 +232,39 @@ class TorchSplits:
 
 
 def lead_pairs(ds: xr.Dataset, inputs: Sequence[str], targets: Sequence[str],
-               spatial_dims: Sequence[str], lead: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    r"""Input and target examples, the targets ``lead`` saved frames after the inputs.
+               spatial_dims: Sequence[str], lead: int = 0,
+               history: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    r"""Input and target examples across time: targets ``lead`` frames later, past inputs.
 
     ``lead = 0`` pairs variables at the same time (a closure: ``X(t) -> c(t)``); ``lead = n``
     pairs frame ``t`` of the inputs with frame ``t + n`` of the targets (an emulator:
-    ``X(t) -> X(t + n \Delta t_{save})``), dropping the last ``n`` input and first ``n`` target
-    frames of every sample. Returns ``(x, y)`` as from :func:`stack_examples`.
+    ``X(t) -> X(t + n \Delta t_{save})``). ``history = h`` appends the inputs at the ``h``
+    previous frames as further channels, most recent first:
+    ``(X(t), X(t - \Delta t_{save}), ..., X(t - h \Delta t_{save}))``. Every sample loses its
+    first ``h`` and last ``lead`` input frames. Returns ``(x, y)`` as from
+    :func:`stack_examples`, ``x`` with ``len(inputs) * (1 + history)`` channels.
     """
-    if isinstance(lead, bool) or not isinstance(lead, int) or lead < 0:
-        raise ValueError(f"lead must be a non-negative integer (saved frames), got {lead!r}")
-    if lead == 0:
+    for name, value in (("lead", lead), ("history", history)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer (saved frames), "
+                             f"got {value!r}")
+    if lead == 0 and history == 0:
         return (stack_examples(ds, inputs, spatial_dims),
                 stack_examples(ds, targets, spatial_dims))
-    if "time" not in ds.dims or ds.sizes["time"] <= lead:
-        raise ValueError(f"lead = {lead} frames needs a 'time' dimension longer than the lead; "
-                         f"the dataset has {dict(ds.sizes)}")
+    if "time" not in ds.dims or ds.sizes["time"] <= lead + history:
+        raise ValueError(f"lead = {lead} and history = {history} frames need a 'time' dimension "
+                         f"longer than their sum; the dataset has {dict(ds.sizes)}")
     n = ds.sizes["time"]
-    return (stack_examples(ds.isel(time=slice(0, n - lead)), inputs, spatial_dims),
-            stack_examples(ds.isel(time=slice(lead, n)), targets, spatial_dims))
+    x = np.concatenate([stack_examples(ds.isel(time=slice(history - lag, n - lead - lag)),
+                                       inputs, spatial_dims) for lag in range(history + 1)],
+                       axis=1)
+    return x, stack_examples(ds.isel(time=slice(history + lead, n)), targets, spatial_dims)
 
 
 def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
              spatial_dims: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1),
-             seed: int = 0, dtype: torch.dtype = torch.float32, lead: int = 0) -> TorchSplits:
+             seed: int = 0, dtype: torch.dtype = torch.float32, lead: int = 0,
+             history: int = 0) -> TorchSplits:
     """Hand a dataset over to torch: split by sample, stack examples, fit normalisers on train.
 
     Parameters
@@ -268,17 +277,18 @@ def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
         The grid dimensions, in order (``("k",)`` for Lorenz-96's slow ring).
     fractions, seed
         Passed to :func:`split_samples`.
-    lead : int, default 0
-        Targets ``lead`` saved frames after the inputs (see :func:`lead_pairs`).
+    lead, history : int, default 0
+        Targets ``lead`` saved frames after the inputs; ``history`` past frames of the inputs
+        as extra channels (see :func:`lead_pairs`).
     """
     if "sample" not in ds.dims:
         raise ValueError(f"dataset needs a 'sample' dimension; it has {dict(ds.sizes)}")
     indices = split_samples(ds.sizes["sample"], fractions, seed=seed)
     parts = {}
     for split, idx in indices.items():
-        x, y = lead_pairs(ds.isel(sample=idx), inputs, targets, spatial_dims, lead)
+        x, y = lead_pairs(ds.isel(sample=idx), inputs, targets, spatial_dims, lead, history)
         parts[split] = PairDataset(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype))
-    input_normalizer = Normalizer(len(inputs)).fit(parts["train"].inputs)
+    input_normalizer = Normalizer(len(inputs) * (1 + history)).fit(parts["train"].inputs)
     target_normalizer = Normalizer(len(targets)).fit(parts["train"].targets)
     return TorchSplits(parts["train"], parts["validation"], parts["test"], input_normalizer,
                        target_normalizer, indices)
