@@ -32,8 +32,9 @@ for climate and stability; the reference restarts the resolved solver from the s
 Cost is wall time per MTU over the same batch of initial conditions, measured in the same run
 (`surrogates.evaluation.cost_per_model_time_unit`, best of 3). A second evaluation at K = 72
 (never seen in training) checks grid independence. The three-tier cost scaling is in
-``benchmarks/mno_cost_scaling.py``. Results: ``benchmarks/results/mno_lorenz96.json`` and the
-plots in ``--work`` (default ``mno_lorenz96_work/``, not versioned).
+``benchmarks/mno_cost_scaling.py``. Results: ``benchmarks/results/mno_lorenz96.json``, the
+stability figure ``benchmarks/results/mno_lorenz96_stability.png`` and all plots in ``--work``
+(default ``mno_lorenz96_work/``, not versioned).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
                           "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    figure = args.out.with_name(args.out.stem + "_stability.png")  # the 100-MTU runs
+    shutil.copyfile(work / "evaluation_k36" / "hybrid_stability.png", figure)
     fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=args.out.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
