@@ -48,11 +48,9 @@ Results go to ``benchmarks/results/mno_cost_scaling.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +61,7 @@ import torch
 
 from operators.mno import HybridLorenz96, MNOClosure, PolynomialClosure
 from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
+from surrogates.data.common import write_json
 from surrogates.evaluation import cost_per_model_time_unit
 from surrogates.hybrid import initial_conditions
 from surrogates.solvers import lorenz96
@@ -441,14 +440,7 @@ def main(argv=None):
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=args.out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_json(result, args.out)
     print(f"wrote {args.out}")
     return result
 

@@ -41,12 +41,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +53,7 @@ import torch
 
 from surrogates.a_posteriori import UnrollConfig, finetune_closure
 from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
-from surrogates.data.common import write_netcdf
+from surrogates.data.common import write_json, write_netcdf
 from surrogates.hybrid import HybridEvaluationConfig
 from surrogates.runs import (
     DataSpec,
@@ -275,14 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure = args.out.with_name(args.out.stem + "_stability.png")  # the 100-MTU runs
     shutil.copyfile(work / "evaluation_k36" / "hybrid_stability.png", figure)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=args.out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2, default=float)
-        os.replace(tmp, args.out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_json(result, args.out)
     log(f"wrote {args.out} ({result['wall_time_s'] / 60:.1f} min)")
     return result
 

@@ -41,11 +41,9 @@ step because XLA then fuses and recomputes across RK4 stages. float32 runs ~2x f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +52,7 @@ import numpy as np
 import scipy
 from scipy.integrate import solve_ivp
 
+from surrogates.data.common import write_json
 from surrogates.solvers.lorenz96 import Lorenz96Params, random_initial_state, solve
 
 K, J = 36, 10
@@ -330,14 +329,7 @@ def main(argv=None):
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=args.out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_json(result, args.out)
     print(f"wrote {args.out}")
     return result
 

@@ -114,12 +114,20 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> OperatorModel:
     return model
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     The rename is atomic on POSIX file systems, so readers see either the old file or the
     complete new one, never a partial write; on any error (or interruption) the temporary file
-    is removed and ``path`` is left as it was. The parent folder is created if needed.
+    is removed and ``path`` is left as it was. The parent folder is created if needed. The
+    file gets the permissions a plain ``open(path, "w")`` would give (``0666`` minus the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +135,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

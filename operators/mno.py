@@ -126,6 +126,15 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
     return value
 
 
+def _check_steps(n_steps: Any, save_every: Any) -> tuple[int, int]:
+    """Validate a rollout length and its saving interval (``n_steps`` a multiple of it)."""
+    n_steps = _check_int(n_steps, "n_steps", 1)
+    save_every = _check_int(save_every, "save_every", 1)
+    if n_steps % save_every:
+        raise ValueError(f"n_steps ({n_steps}) must be a multiple of save_every ({save_every})")
+    return n_steps, save_every
+
+
 def _check_scale(value: Any, name: str, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or (positive and value <= 0):
@@ -466,11 +475,7 @@ class NextStateFNO(OperatorModel):
             If the state becomes non-finite.
         """
         HybridLorenz96._check_state(X0, "X0")
-        n_steps = _check_int(n_steps, "n_steps", 1)
-        save_every = _check_int(save_every, "save_every", 1)
-        if n_steps % save_every:
-            raise ValueError(f"n_steps ({n_steps}) must be a multiple of save_every "
-                             f"({save_every})")
+        n_steps, save_every = _check_steps(n_steps, save_every)
         param = next(self.parameters())
         X, frames = X0, [X0]
         for n in range(1, n_steps + 1):
@@ -720,11 +725,7 @@ class HybridLorenz96(nn.Module):
         dt = self._check_dt(dt)
         self._check_scheme(scheme)
         self._check_state(X0, "X0")
-        n_steps = _check_int(n_steps, "n_steps", 1)
-        save_every = _check_int(save_every, "save_every", 1)
-        if n_steps % save_every:
-            raise ValueError(f"n_steps ({n_steps}) must be a multiple of save_every "
-                             f"({save_every})")
+        n_steps, save_every = _check_steps(n_steps, save_every)
         F = self._forcing(F, X0)
         hist = self._history(history, X0)
         X = X0

@@ -263,7 +263,8 @@ def _run_demo(out: Path, quick: bool) -> Path:
         + _closure_table(closure["models"]) + "\n"
         "Plots: `mno/evaluation/hybrid_rmse.png` (error by lead time), "
         "`mno/evaluation/hybrid_climate_pdf.png` (climate densities), "
-        "`mno/evaluation/hybrid_autocorrelation.png`; offline: `mno/evaluation/parity.png`, "
+        "`mno/evaluation/hybrid_autocorrelation.png`, `mno/evaluation/hybrid_stability.png` "
+        "(boundedness over the climate run); offline: `mno/evaluation/parity.png`, "
         "`cubic/evaluation/parity.png`. All numbers: `mno/evaluation/hybrid_metrics.json`.\n\n"
         + _what_you_see(closure["models"])
         + (" (Quick mode: too few epochs and too short horizons for these numbers to mean "

@@ -252,10 +252,11 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
                                   lambda: resolved(n_forecast), n_forecast, dt)}}
     runs, rmse, acfs, skill = {"resolved": reference}, {}, {}, {}
     frames_forecast = n_forecast // config.save_every
+    data_every = int(dataset_config(ds)["save_every"])  # solver steps between the data's frames
     for name, closure in closures.items():
         members = list(closure.members) if isinstance(closure, ClosureEnsemble) else [closure]
-        member_runs = [_runner(m, X0, F, past, dt, config.save_every, config,
-                               int(dataset_config(ds)["save_every"])) for m in members]
+        member_runs = [_runner(m, X0, F, past, dt, config.save_every, config, data_every)
+                       for m in members]
         trajectories = [run(n_climate // config.save_every) for run in member_runs]
         seconds = evaluation.cost_per_model_time_unit(
             lambda member_runs=member_runs: [run(frames_forecast) for run in member_runs], 1,

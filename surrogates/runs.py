@@ -308,14 +308,18 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     subset = ds.isel(sample=idx)
     x, y = lead_pairs(subset, spec.inputs, spec.targets, spec.spatial_dims, spec.lead,
                       spec.history)
-    y_hat = predict(model, torch.as_tensor(x, dtype=torch.float32)).numpy()
+    inputs = torch.as_tensor(x, dtype=torch.float32)
+    members = None
+    if isinstance(model, ClosureEnsemble):  # the mean of the members, and their spread
+        members = np.stack([predict(m, inputs).numpy() for m in model.members])
+        y_hat = members.mean(axis=0)
+    else:
+        y_hat = predict(model, inputs).numpy()
     result = {"data": str(data_path), "split": split, "n_samples": int(len(idx)),
               "overall": metrics.summary(y_hat, y),
               "per_target": {name: metrics.summary(y_hat[:, c], y[:, c])
                              for c, name in enumerate(spec.targets)}}
-    if isinstance(model, ClosureEnsemble):  # probabilistic scores of the member spread
-        members = np.stack([predict(m, torch.as_tensor(x, dtype=torch.float32)).numpy()
-                            for m in model.members])
+    if members is not None:
         result["ensemble"] = uq.summary(y, ensemble=members)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "evaluation"
     if out.exists() and not overwrite:

@@ -130,3 +130,15 @@ def test_normalizer_round_trip_and_shape_errors():
     torch.testing.assert_close(norm.decode(z), x)
     with pytest.raises(ValueError, match=r"\(batch, 3, \.\.\.\), got \(8, 2, 5\)"):
         norm.encode(x[:, :2])
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    import os
+
+    from operators.base import atomic_write
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = atomic_write(tmp_path / "atomic.txt", lambda tmp: open(tmp, "w").write("x"))
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert os.access(atomic, os.R_OK)
