@@ -65,6 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from surrogates.solvers.checks import check_dtype
+
 __all__ = [
     "Lorenz96State",
     "Lorenz96Params",
@@ -568,16 +570,6 @@ def _check_params(params, B: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}") from None
-    if dt not in (np.float64, np.float32):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    return dt
-
-
 def _raise_if_unstable(
     traj_X, target, final: Lorenz96State, dt: float, spinup_steps: int, save_every: int
 ):
@@ -729,7 +721,7 @@ def solve(
             f"n_steps = {n_steps} must be a positive multiple of save_every = {save_every} "
             f"(e.g. n_steps = {max(1, n_steps // save_every) * save_every})"
         )
-    np_dtype = _check_dtype(dtype)
+    np_dtype = check_dtype(dtype)
     n_frames = n_steps // save_every
 
     with jax.enable_x64(np_dtype == np.float64):

@@ -78,6 +78,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from surrogates.solvers.checks import check_dtype
+
 __all__ = [
     "PDE1DSolution",
     "cell_centers",
@@ -451,7 +453,7 @@ def _solve(u, squeeze, p, t_out, a_max, d_max, kind, cfl, limiter, dtype) -> PDE
     cfl = _check_cfl(cfl)
     if limiter not in _LIMITERS:
         raise ValueError(f"limiter must be one of {_LIMITERS}, got {limiter!r}")
-    np_dtype = _check_dtype(dtype)
+    np_dtype = check_dtype(dtype)
     dx = 1.0 / N
     rate = a_max / dx + 2.0 * d_max / dx**2  # inverse of the explicit stability limit
     intervals = np.diff(t)
@@ -574,13 +576,3 @@ def _check_cfl(cfl) -> float:
     if not (math.isfinite(c) and 0.0 < c <= 1.0):
         raise ValueError(f"cfl must be in (0, 1] (0.4 is a safe default), got {c}")
     return c
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}") from None
-    if dt not in (np.float64, np.float32):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    return dt
