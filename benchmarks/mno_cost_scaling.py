@@ -439,7 +439,6 @@ def main(argv=None):
         },
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
     print(f"wrote {args.out}")
     return result

@@ -270,10 +270,9 @@ def main(argv: list[str] | None = None) -> dict:
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out)  # creates the results folder
     figure = args.out.with_name(args.out.stem + "_stability.png")  # the 100-MTU runs
     shutil.copyfile(work / "evaluation_k36" / "hybrid_stability.png", figure)
-    write_json(result, args.out)
     log(f"wrote {args.out} ({result['wall_time_s'] / 60:.1f} min)")
     return result
 

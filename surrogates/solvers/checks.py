@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 
@@ -20,3 +22,16 @@ def check_dtype(dtype) -> np.dtype:
     if dt not in (np.float64, np.float32):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     return dt
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    """``value`` as an ``int`` of at least ``minimum`` (``bool`` refused); ``ValueError`` else."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if i < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {i}")
+    return i

@@ -55,7 +55,6 @@ References
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import NamedTuple
@@ -65,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from surrogates.solvers.checks import check_dtype
+from surrogates.solvers.checks import check_dtype, check_int
 
 __all__ = [
     "Lorenz96State",
@@ -247,12 +246,12 @@ def random_initial_state(
     These states are far from the attractor; the transient is stiffer than the attractor, so
     spin up with ``dt = 0.0025`` (at ``dt = 0.005`` about 0.8 % of samples blow up).
     """
-    n_samples = _as_int(n_samples, "n_samples", minimum=1)
-    K = _as_int(K, "K", minimum=4)
-    J = _as_int(J, "J", minimum=1)
-    I = _as_int(I, "I", minimum=0)  # noqa: E741
-    seed = _as_int(seed, "seed", minimum=0)
-    sample_offset = _as_int(sample_offset, "sample_offset", minimum=0)
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    K = check_int(K, "K", minimum=4)
+    J = check_int(J, "J", minimum=1)
+    I = check_int(I, "I", minimum=0)  # noqa: E741
+    seed = check_int(seed, "seed", minimum=0)
+    sample_offset = check_int(sample_offset, "sample_offset", minimum=0)
 
     X = np.empty((n_samples, K))
     Y = np.empty((n_samples, K, J))
@@ -491,18 +490,6 @@ def _integrate(state, p, dt, spinup_steps, save_every, *, n_frames: int, append_
 # ----------------------------------------------------------------------------------------------
 
 
-def _as_int(v, name: str, minimum: int) -> int:
-    if isinstance(v, bool):
-        raise ValueError(f"{name} must be an integer, got {v!r}")
-    try:
-        i = operator.index(v)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {v!r}") from None
-    if i < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {i}")
-    return i
-
-
 def _check_state(state) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if not isinstance(state, tuple) or len(state) not in (2, 3):
         raise ValueError(
@@ -713,9 +700,9 @@ def solve(
         raise ValueError(f"dt must be a positive finite float, got {dt!r}") from None
     if not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be positive and finite, got dt = {dt}")
-    n_steps = _as_int(n_steps, "n_steps", minimum=1)
-    save_every = _as_int(save_every, "save_every", minimum=1)
-    spinup_steps = _as_int(spinup_steps, "spinup_steps", minimum=0)
+    n_steps = check_int(n_steps, "n_steps", minimum=1)
+    save_every = check_int(save_every, "save_every", minimum=1)
+    spinup_steps = check_int(spinup_steps, "spinup_steps", minimum=0)
     if n_steps % save_every != 0:
         raise ValueError(
             f"n_steps = {n_steps} must be a positive multiple of save_every = {save_every} "

@@ -69,7 +69,6 @@ References
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from functools import partial
 
@@ -78,7 +77,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from surrogates.solvers.checks import check_dtype
+from surrogates.solvers.checks import check_dtype, check_int
 
 __all__ = [
     "PDE1DSolution",
@@ -119,7 +118,7 @@ class PDE1DSolution:
 
 def cell_centers(N: int) -> np.ndarray:
     """Cell centres ``(i + 1/2)/N`` of the periodic unit interval, shape ``(N,)``, float64."""
-    N = _as_int(N, "N", minimum=8)
+    N = check_int(N, "N", minimum=8)
     return (np.arange(N, dtype=np.float64) + 0.5) / N
 
 
@@ -190,12 +189,12 @@ def random_initial_condition(
     ValueError
         If a size, ``k_max``, ``n_modes`` or the seed is out of range.
     """
-    n_samples = _as_int(n_samples, "n_samples", minimum=1)
-    N = _as_int(N, "N", minimum=8)
-    seed = _as_int(seed, "seed", minimum=0)
-    k_max = _as_int(k_max, "k_max", minimum=1)
-    n_modes = _as_int(n_modes, "n_modes", minimum=1)
-    sample_offset = _as_int(sample_offset, "sample_offset", minimum=0)
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    N = check_int(N, "N", minimum=8)
+    seed = check_int(seed, "seed", minimum=0)
+    k_max = check_int(k_max, "k_max", minimum=1)
+    n_modes = check_int(n_modes, "n_modes", minimum=1)
+    sample_offset = check_int(sample_offset, "sample_offset", minimum=0)
     x = cell_centers(N)
     out = np.empty((n_samples, N))
     for m in range(n_samples):
@@ -487,18 +486,6 @@ def _solve(u, squeeze, p, t_out, a_max, d_max, kind, cfl, limiter, dtype) -> PDE
 # ----------------------------------------------------------------------------------------------
 # Validation helpers
 # ----------------------------------------------------------------------------------------------
-
-
-def _as_int(v, name: str, minimum: int) -> int:
-    if isinstance(v, bool):
-        raise ValueError(f"{name} must be an integer, got {v!r}")
-    try:
-        i = operator.index(v)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {v!r}") from None
-    if i < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {i}")
-    return i
 
 
 def _check_u0(u0) -> tuple[np.ndarray, bool]:
