@@ -4,7 +4,9 @@ One module per family; every model records its constructor arguments so that it 
 from a checkpoint without pickled code (:mod:`operators.base`).
 """
 
+from operators.autoregressive import AutoregressiveStepper
 from operators.base import OperatorModel, build, load_model, save_model
+from operators.cape import CAPEOperator
 from operators.fno import FNO
 from operators.mno import (
     HybridLorenz96,
@@ -14,7 +16,8 @@ from operators.mno import (
     PolynomialClosure,
 )
 from operators.normalization import NormalizedOperator, Normalizer
+from operators.unet import UNet1d
 
-__all__ = ["FNO", "HybridLorenz96", "LocalMLPClosure", "MNOClosure", "NextStateFNO",
-           "NormalizedOperator", "Normalizer", "OperatorModel", "PolynomialClosure", "build",
-           "load_model", "save_model"]
+__all__ = ["FNO", "AutoregressiveStepper", "CAPEOperator", "HybridLorenz96", "LocalMLPClosure",
+           "MNOClosure", "NextStateFNO", "NormalizedOperator", "Normalizer", "OperatorModel",
+           "PolynomialClosure", "UNet1d", "build", "load_model", "save_model"]

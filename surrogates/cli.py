@@ -69,7 +69,11 @@ def main() -> None:
 # --------------------------------------------------------------------------- generate
 @main.group()
 def generate() -> None:
-    """Run a reference solver and write a dataset (netCDF4, written atomically)."""
+    """Run a reference solver and write a dataset (written atomically).
+
+    lorenz96 writes one netCDF4 file; advection, burgers and diffusion-reaction write PDEBench
+    1D HDF5 files, one per parameter value.
+    """
 
 
 @generate.command("lorenz96")
@@ -108,6 +112,95 @@ def generate_lorenz96(out, config_path, no_fast, overwrite, **flags) -> None:
     ds = generate_lorenz96(config)
     write_netcdf(ds, out, overwrite=overwrite)
     click.echo(f"wrote {out}: {dict(ds.sizes)} in {time.perf_counter() - started:.1f} s")
+
+
+def _float_list(value: str | None, option: str) -> tuple[float, ...] | None:
+    """Parse a comma-separated list of numbers (``"0.1,0.4,1"``); None stays None."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        return tuple(float(v) for v in items)
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers such as 0.1,0.4,1.0, got "
+                                 f"{value!r}", param_hint=option) from None
+
+
+_PDE1D_VALUES = {
+    "advection": "advection speeds beta, one file each, e.g. 0.1,0.4,1.0",
+    "burgers": "viscosities nu (diffusivity nu/pi), one file each, e.g. 0.001,0.01,0.1",
+    "diffusion-reaction": "diffusivities nu; one file per (nu, rho) pair, e.g. 0.5,2.0",
+}
+_PDE1D_DOCS = {
+    "advection": "PDEBench 1D advection u_t + beta u_x = 0: one HDF5 file per beta.",
+    "burgers": "PDEBench 1D Burgers u_t + (u^2/2)_x = (nu/pi) u_xx: one HDF5 file per nu.",
+    "diffusion-reaction": "PDEBench 1D diffusion-reaction u_t = nu u_xx + rho u(1-u): one "
+                          "HDF5 file per (nu, rho).",
+}
+
+
+def _pde1d_command(pde: str):
+    """``surrogates generate PDE``: PDEBench HDF5 files from the 1D finite-volume solvers."""
+    t_end, n_frames = {"diffusion-reaction": (1.0, 101)}.get(pde, (2.0, 201))
+    options = [
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                     help="Output folder (created if missing); files get PDEBench's names."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="TOML file with PDE1DGenerateConfig fields (pde is implied)."),
+        click.option("--values", help=f"Comma-separated {_PDE1D_VALUES[pde]}."),
+    ]
+    if pde == "diffusion-reaction":
+        options.append(click.option("--rho", help="Comma-separated reaction rates rho [1.0]."))
+    options += [
+        click.option("--n-samples", type=int, help="Samples per file [100]."),
+        click.option("--N", "N", type=int, help="Cells [1024]."),
+        click.option("--n-frames", type=int, help=f"Frames per sample [{n_frames}]."),
+        click.option("--t-end", type=float, help=f"Time of the last frame [{t_end}]."),
+        click.option("--seed", type=int, help="Seed of the initial conditions, the same in "
+                                              "every file [0]."),
+        click.option("--cfl", type=float, help="Courant number [0.4]."),
+        click.option("--batch-size", type=int, help="Samples integrated at once [128]."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]),
+                     help="Precision of the computation; files store float32 [float32]."),
+        click.option("--overwrite", is_flag=True, help="Replace existing files."),
+    ]
+
+    def command(out_dir, config_path, values, overwrite, rho=None, **flags) -> None:
+        from surrogates.data.pdebench import PDE1DGenerateConfig, generate_pdebench
+
+        try:  # every input error as one line (exit code 1)
+            table = _read_toml(config_path)
+            if table.get("pde", pde) != pde:
+                raise click.BadParameter(f"the file says pde = {table['pde']!r}, but this "
+                                         f"command generates {pde}", param_hint="--config")
+            table["pde"] = pde
+            flags["values"] = _float_list(values, "--values")
+            flags["rho"] = _float_list(rho, "--rho")
+            if "values" not in table and flags["values"] is None:
+                raise click.UsageError(f"give --values ({_PDE1D_VALUES[pde]}) or 'values' in "
+                                       "--config")
+            config = config_from(PDE1DGenerateConfig, table, flags)
+        except click.UsageError as err:
+            raise click.ClickException(err.format_message()) from err
+        started = time.perf_counter()
+        paths = generate_pdebench(config, out_dir, overwrite=overwrite)
+        for path in paths:
+            click.echo(f"wrote {path}: tensor ({config.n_samples}, {config.n_frames}, "
+                       f"{config.N})")
+        click.echo(f"{len(paths)} file(s) in {time.perf_counter() - started:.1f} s")
+
+    command.__name__ = f"generate_{pde.replace('-', '_')}"
+    command.__doc__ = (f"{_PDE1D_DOCS[pde]}\n\nThe same --seed gives the same initial "
+                       "conditions in every file.")
+    command = _fail_cleanly(command)
+    for option in reversed(options):
+        command = option(command)
+    return generate.command(pde)(command)
+
+
+generate_advection = _pde1d_command("advection")
+generate_burgers = _pde1d_command("burgers")
+generate_diffusion_reaction = _pde1d_command("diffusion-reaction")
 
 
 # --------------------------------------------------------------------------- train
@@ -318,6 +411,58 @@ def train_next_state_fno(data_path, run_dir, config_path, inputs, targets, spati
            normalization="scalar")
 
 
+@train.command("rollout")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder to create.")
+@click.option("--model", type=click.Choice(["cape-fno", "cape-unet", "fno", "unet"]),
+              default="cape-fno", show_default=True, help="One-step model.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML with tables [data] (PDEBenchDataSpec), [model] (model arguments, e.g. "
+                   "base_config, width), [rollout] (context, warmup_epochs, aux_weight) and "
+                   "[train] (TrainConfig).")
+@click.option("--reduced-resolution", type=int, help="PDEBench stride in x [1].")
+@click.option("--reduced-resolution-t", type=int, help="PDEBench stride in time [1].")
+@click.option("--context", type=int, help="Frames the model sees [1].")
+@click.option("--warmup-epochs", type=int, help="Epochs on CAPE's auxiliary loss alone "
+                                                "[2 for CAPE models, else 0].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@_fit_options
+@_fail_cleanly
+def train_rollout_command(files, run_dir, model, config_path, reduced_resolution,
+                          reduced_resolution_t, context, warmup_epochs, overwrite, resume,
+                          **train_flags):
+    """Autoregressive solver on PDEBench 1D files (one per parameter value), CAPE curriculum.
+
+    FILES are PDEBench HDF5 files of one PDE, e.g. from `surrogates generate advection`. The
+    model maps the last --context frames (and, for CAPE models, the PDE parameters) to the next
+    frame; training moves from teacher forcing to full rollouts (Takamoto et al. 2023).
+    Defaults: 40 epochs, batch 8, Adam lr 3e-3, StepLR halving every 8 epochs.
+    """
+    from surrogates.pde_rollout import PDEBenchDataSpec, train_rollout
+    from surrogates.training import TrainConfig
+
+    table = _read_toml(config_path)
+    data = config_from(PDEBenchDataSpec, table.get("data", {}), {
+        "paths": list(files), "reduced_resolution": reduced_resolution,
+        "reduced_resolution_t": reduced_resolution_t})
+    defaults = {"epochs": 40, "batch_size": 8, "lr": 3e-3, "scheduler": "step", "step_size": 8,
+                "gamma": 0.5}
+    train_config = config_from(TrainConfig, {**defaults, **table.get("train", {})}, train_flags)
+    rollout = {**table.get("rollout", {}),
+               **{k: v for k, v in (("context", context), ("warmup_epochs", warmup_epochs))
+                  if v is not None}}
+    unknown = set(rollout) - {"context", "warmup_epochs", "aux_weight"}
+    if unknown:
+        raise click.BadParameter(f"unknown keys {sorted(unknown)} in [rollout]",
+                                 param_hint="--config")
+    result = train_rollout(data, run_dir, model=model, model_config=table.get("model"),
+                           train_config=train_config, overwrite=overwrite, resume=resume,
+                           **rollout)
+    click.echo(f"trained {len(result.history)} epochs; best validation rollout loss "
+               f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
+
+
 for _command in (train_mno, train_local_mlp, train_polynomial):
     _command.help = f"{_command.help}\n\n{_CLOSURE_NOTE}"
 
@@ -365,7 +510,8 @@ def finetune(source_run, run_dir, data_path, config_path, n_frames, dt_factor, s
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False),
-              help="Dataset to evaluate on [the training dataset].")
+              help="Dataset to evaluate on [the training dataset]; for rollout runs a "
+                   "comma-separated list of PDEBench files.")
 @click.option("--split", default="test", show_default=True,
               type=click.Choice(["train", "validation", "test", "all"]))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
@@ -385,7 +531,9 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
 
     For a Lorenz-96 closure run it also runs the hybrid model from the split's initial
     conditions against the fully resolved solver (with coarse physics alone as a baseline):
-    skill by lead time, valid prediction time, climate statistics, stability and cost.
+    skill by lead time, valid prediction time, climate statistics, stability and cost. For a
+    rollout run (`surrogates train rollout`) it scores full autoregressive rollouts with
+    PDEBench's metrics, overall and per parameter value (held-out values: --split all).
     """
     from surrogates.hybrid import CLOSURE_CLASSES, HybridEvaluationConfig
     from surrogates.runs import RUN_CONFIG_NAME, evaluate_run
@@ -393,6 +541,16 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
     out = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
     hybrid = None
     config_path = Path(run_dir) / RUN_CONFIG_NAME
+    if config_path.is_file() and json.loads(config_path.read_text()).get("kind") == "pde_rollout":
+        from surrogates.pde_rollout import evaluate_rollout_run
+
+        files = [p.strip() for p in data_path.split(",")] if data_path else None
+        result = evaluate_rollout_run(run_dir, files, split=split, out_dir=out)
+        for key, scores in [("overall", result["overall"]), *result["by_parameter"].items()]:
+            click.echo(f"{key}: nRMSE {scores['nrmse']:.4f}, RMSE {scores['rmse']:.4g}, max "
+                       f"error {scores['max_error']:.4g} ({scores['n_samples']} samples)")
+        click.echo(f"wrote {out}")
+        return
     if (config_path.is_file()
             and json.loads(config_path.read_text())["model_class"] in CLOSURE_CLASSES):
         hybrid = config_from(HybridEvaluationConfig, {}, {

@@ -88,3 +88,42 @@ def snapshot(inputs: np.ndarray, prediction: np.ndarray, target: np.ndarray,
     else:
         return
     _save(fig, path)
+
+
+def rollout_error(per_time: dict[str, Sequence[float]], times: np.ndarray,
+                  path: str | os.PathLike) -> None:
+    """nRMSE of autoregressive rollouts against time, one line per parameter value."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label, values in per_time.items():
+        ax.semilogy(times, values, label=label)
+    ax.set_xlabel("time")
+    ax.set_ylabel("nRMSE")
+    ax.set_title("rollout error growth")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def rollout_fields(truth: np.ndarray, prediction: np.ndarray, x: np.ndarray, t: np.ndarray,
+                   labels: Sequence[str], path: str | os.PathLike) -> None:
+    """Truth, prediction and error of 1D rollouts as ``(x, t)`` images, one row per example.
+
+    ``truth`` and ``prediction`` have shape ``(examples, T, N)``.
+    """
+    n = len(truth)
+    fig, axes = plt.subplots(n, 3, figsize=(11, 2.4 * n + 0.4), squeeze=False)
+    extent = (float(x[0]), float(x[-1]), float(t[0]), float(t[-1]))
+    for row, label in enumerate(labels):
+        lim = float(np.abs(truth[row]).max()) or 1.0
+        error = prediction[row] - truth[row]
+        for ax, field, title, vmax in zip(
+                axes[row], (truth[row], prediction[row], error),
+                (f"truth ({label})", "rollout", "rollout - truth"),
+                (lim, lim, float(np.abs(error).max()) or 1.0), strict=True):
+            image = ax.imshow(field, origin="lower", aspect="auto", extent=extent,
+                              cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("x")
+            ax.set_ylabel("t")
+            fig.colorbar(image, ax=ax, fraction=0.046)
+    _save(fig, path)

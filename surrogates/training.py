@@ -150,6 +150,16 @@ def _loss_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
     return model(x), y
 
 
+def _training_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The batch loss minimised by :func:`fit`: the model's own ``training_loss(x, y, loss_fn)``
+    when it defines one (e.g. the rollout curriculum of
+    :class:`operators.autoregressive.AutoregressiveStepper`), else ``loss_fn`` of its output."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(x, y, loss_fn)
+    return loss_fn(*_loss_inputs(model, x, y))
+
+
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, dataset: Dataset, loss: str = "relative_l2",
                   batch_size: int = 256, device: str | torch.device = "cpu") -> float:
@@ -197,7 +207,9 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
     ----------
     model : OperatorModel
         Initialised model (seed torch before building it for reproducible initial weights).
-        Trained in place.
+        Trained in place. A model with ``set_epoch(epoch, n_epochs)`` is told the epoch before
+        each one, and one with ``training_loss(x, y, loss_fn)`` computes its own batch loss (a
+        rollout curriculum, for instance); validation is always ``loss(model(x), y)``.
     train, validation : torch Dataset of ``(input, target)`` pairs
         Physical units; a NormalizedOperator's own normalisers are applied inside the loss.
     config : TrainConfig
@@ -263,11 +275,13 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
     try:
         for epoch in bar:
             started = time.perf_counter()
+            if hasattr(model, "set_epoch"):  # models with an epoch-dependent loss (curricula)
+                model.set_epoch(epoch, config.epochs)
             model.train()
             total, count = 0.0, 0
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
-                loss = loss_fn(*_loss_inputs(model, x, y))
+                loss = _training_loss(model, x, y, loss_fn)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {float(loss)} at epoch "
                                              f"{epoch}; lower the learning rate")

@@ -219,6 +219,46 @@ class PairDataset(torch.utils.data.Dataset):
         return self.inputs[index], self.targets[index]
 
 
+def trajectory_pairs(ds: xr.Dataset, samples: Sequence[int] | np.ndarray | None = None, *,
+                     variables: Sequence[str] = ("u",), parameters: Sequence[str] = (),
+                     time_dim: str = "time", space_dim: str = "x") -> PairDataset:
+    """Whole trajectories as rollout examples for an autoregressive stepper.
+
+    Inputs ``(n, V + n_p, T, N)``: the ``V`` variables over ``(time, x)`` followed by the ``n_p``
+    parameters (variables over ``sample`` only) as constant channels; targets ``(n, V, T, N)``:
+    the variables. float32. ``samples`` selects along ``sample`` (default: all). This is the
+    layout :class:`operators.autoregressive.AutoregressiveStepper` trains on.
+
+    Raises
+    ------
+    ValueError
+        If a variable lacks one of ``sample, time_dim, space_dim`` or a parameter varies along
+        anything but ``sample``.
+    """
+    if samples is not None:
+        ds = ds.isel(sample=np.asarray(samples))
+    missing = [n for n in (*variables, *parameters) if n not in ds.data_vars]
+    if missing:
+        raise ValueError(f"variables {missing} are not in the dataset; it has "
+                         f"{sorted(ds.data_vars)}")
+    dims = ("sample", time_dim, space_dim)
+    fields = []
+    for name in variables:
+        if set(ds[name].dims) != set(dims):
+            raise ValueError(f"variable {name!r} has dims {ds[name].dims}; expected {dims}")
+        fields.append(ds[name].transpose(*dims).values)
+    u = np.stack(fields, axis=1).astype(np.float32)
+    channels = [u]
+    for name in parameters:
+        if ds[name].dims not in (("sample",), ()):
+            raise ValueError(f"parameter {name!r} must be a scalar per sample, has dims "
+                             f"{ds[name].dims}")
+        values = np.broadcast_to(ds[name].values, (u.shape[0],)).astype(np.float32)
+        channels.append(np.broadcast_to(values[:, None, None, None], (u.shape[0], 1, *u.shape[2:])))
+    inputs = np.concatenate(channels, axis=1)
+    return PairDataset(torch.from_numpy(np.ascontiguousarray(inputs)), torch.from_numpy(u))
+
+
 @dataclass
 class TorchSplits:
     """Train / validation / test datasets and the normalisers fitted on the training split."""

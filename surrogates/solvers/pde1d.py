@@ -90,6 +90,13 @@ __all__ = [
 
 #: Default Courant number (fraction of the explicit stability limit).
 DEFAULT_CFL = 0.4
+#: Samples integrated together: larger batches run in chunks of this size (padded to it), whose
+#: working set stays in cache (measured on CPU: 128 samples x 256 cells ran 1.6x faster as four
+#: chunks of 32 than as one batch; see benchmarks/solver_pde1d.py). Results do not depend on it.
+CHUNK = 32
+#: Probability that a random initial condition gets each optional modification (PDEBench's).
+IC_PROBABILITIES = {"absolute": 0.1, "sign_flip": 0.5, "window": 0.1}
+_IC_THRESHOLDS = np.array([IC_PROBABILITIES[k] for k in ("absolute", "sign_flip", "window")])
 _LIMITERS = ("mc", "minmod", "vanleer")
 
 
@@ -147,9 +154,10 @@ def random_initial_condition(
         u_0(x) = \sum_{m=1}^{n_\text{modes}} A_m \sin(2\pi k_m x + \phi_m),
         \quad k_m \in \{1, \dots, k_\max\},\ A_m \sim U(0, 1),\ \phi_m \sim U(0, 2\pi),
 
-    evaluated at the cell centres. Optional modifications, each applied to a random half of
-    the samples (a fair coin per sample): ``absolute`` takes :math:`|u_0|`; ``sign_flip``
-    multiplies by -1; ``window`` multiplies by the smooth box
+    evaluated at the cell centres. Optional modifications, each applied to a random share of
+    the samples with PDEBench's probabilities (:data:`IC_PROBABILITIES`: 0.1, 0.5 and 0.1):
+    ``absolute`` takes :math:`|u_0|`; ``sign_flip`` multiplies by -1; ``window`` multiplies by
+    the smooth box
     :math:`\tfrac12[\tanh((x - x_L)/\delta) - \tanh((x - x_R)/\delta)]`,
     :math:`\delta = 0.01`, :math:`x_L \sim U(0.1, 0.45)`, :math:`x_R \sim U(0.55, 0.9)`.
     They are applied in that order. ``unit_interval`` then maps every sample affinely onto
@@ -173,7 +181,8 @@ def random_initial_condition(
     n_modes : int, default 2
         Number of sine modes (>= 1).
     absolute, sign_flip, window : bool, default False
-        Randomly (per sample, probability 1/2) apply the modification.
+        Randomly (per sample, with the probability in :data:`IC_PROBABILITIES`) apply the
+        modification.
     unit_interval : bool, default False
         Map each sample onto ``[0, 1]`` (for :func:`solve_diffusion_reaction`).
     sample_offset : int, default 0
@@ -202,7 +211,7 @@ def random_initial_condition(
         k = rng.integers(1, k_max, size=n_modes, endpoint=True)
         amp = rng.uniform(0.0, 1.0, size=n_modes)
         phase = rng.uniform(0.0, 2.0 * np.pi, size=n_modes)
-        coins = rng.uniform(size=3) < 0.5  # absolute, sign flip, window
+        coins = rng.uniform(size=3) < _IC_THRESHOLDS  # absolute, sign flip, window
         x_l = rng.uniform(0.1, 0.45)
         x_r = rng.uniform(0.55, 0.9)
         u = np.sum(amp[:, None] * np.sin(2.0 * np.pi * k[:, None] * x + phase[:, None]), axis=0)
@@ -461,17 +470,26 @@ def _solve(u, squeeze, p, t_out, a_max, d_max, kind, cfl, limiter, dtype) -> PDE
 
     with jax.enable_x64(np_dtype == np.float64):
         jd = jnp.dtype(np_dtype)
-        pj = {k: jnp.asarray(v.reshape(B, 1), jd) for k, v in p.items()}
-        frames = _integrate(
-            jnp.asarray(u, jd),
-            pj,
-            jnp.asarray(dts, jd),
-            jnp.asarray(n_sub, jnp.int32),
-            jnp.asarray(float(N), jd),
-            kind=kind,
-            limiter=limiter,
-        )
-        frames = np.asarray(jax.device_get(frames))
+        chunks = []
+        for start in range(0, B, CHUNK):
+            u_chunk = u[start:start + CHUNK]
+            p_chunk = {k: v[start:start + CHUNK] for k, v in p.items()}
+            n_real = len(u_chunk)
+            if B > CHUNK and n_real < CHUNK:  # pad the last chunk: one compiled shape
+                u_chunk = np.concatenate([u_chunk, np.repeat(u_chunk[-1:], CHUNK - n_real, 0)])
+                p_chunk = {k: np.concatenate([v, np.repeat(v[-1:], CHUNK - n_real, 0)])
+                           for k, v in p_chunk.items()}
+            frames = _integrate(
+                jnp.asarray(u_chunk, jd),
+                {k: jnp.asarray(v.reshape(-1, 1), jd) for k, v in p_chunk.items()},
+                jnp.asarray(dts, jd),
+                jnp.asarray(n_sub, jnp.int32),
+                jnp.asarray(float(N), jd),
+                kind=kind,
+                limiter=limiter,
+            )
+            chunks.append(np.asarray(jax.device_get(frames))[:, :n_real])
+        frames = np.concatenate(chunks, axis=1)
     out = np.ascontiguousarray(np.swapaxes(frames, 0, 1))  # (B, T, N)
     if not np.all(np.isfinite(out)):
         bad = np.flatnonzero(~np.isfinite(out).all(axis=(1, 2)))
