@@ -8,6 +8,7 @@ from operators.autoregressive import AutoregressiveStepper
 from operators.base import OperatorModel, build, load_model, save_model
 from operators.cape import CAPEOperator
 from operators.fno import FNO
+from operators.mgno import MgNO
 from operators.mno import (
     HybridLorenz96,
     LocalMLPClosure,
@@ -19,5 +20,5 @@ from operators.normalization import NormalizedOperator, Normalizer
 from operators.unet import UNet1d
 
 __all__ = ["FNO", "AutoregressiveStepper", "CAPEOperator", "HybridLorenz96", "LocalMLPClosure",
-           "MNOClosure", "NextStateFNO", "NormalizedOperator", "Normalizer", "OperatorModel",
-           "PolynomialClosure", "UNet1d", "build", "load_model", "save_model"]
+           "MgNO", "MNOClosure", "NextStateFNO", "NormalizedOperator", "Normalizer",
+           "OperatorModel", "PolynomialClosure", "UNet1d", "build", "load_model", "save_model"]

@@ -71,8 +71,9 @@ def main() -> None:
 def generate() -> None:
     """Run a reference solver and write a dataset (written atomically).
 
-    lorenz96 writes one netCDF4 file; advection, burgers and diffusion-reaction write PDEBench
-    1D HDF5 files, one per parameter value.
+    lorenz96 and darcy write one netCDF4 file (darcy also PDEBench's 2D Darcy HDF5 layout with
+    --pdebench); advection, burgers and diffusion-reaction write PDEBench 1D HDF5 files, one per
+    parameter value.
     """
 
 
@@ -203,6 +204,52 @@ generate_burgers = _pde1d_command("burgers")
 generate_diffusion_reaction = _pde1d_command("diffusion-reaction")
 
 
+@generate.command("darcy")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output netCDF file (a, u over sample, y, x).")
+@click.option("--pdebench", "pdebench_path", type=click.Path(),
+              help="Also write PDEBench's 2D DarcyFlow HDF5 layout to this file, or, for an "
+                   "existing folder, to 2D_DarcyFlow_beta{f}_Train.hdf5 in it.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML file with DarcyDataConfig fields.")
+@click.option("--n-samples", type=int, help="Number of fields [100].")
+@click.option("--n", "n", type=int, help="Cells a side [64].")
+@click.option("--coefficient", type=click.Choice(["piecewise", "lognormal"]),
+              help="Permeability: 12/3 thresholded GRF or exp(GRF) [piecewise].")
+@click.option("--seed", type=int, help="Seed of the permeabilities [0].")
+@click.option("--f", "f", type=float, help="Constant forcing (PDEBench's beta) [1.0].")
+@click.option("--tol", type=float, help="Relative residual of the solver [1e-10 float64].")
+@click.option("--batch-size", type=int, help="Fields solved at once [64].")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Precision [float64].")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@_fail_cleanly
+def generate_darcy(out, pdebench_path, config_path, overwrite, **flags) -> None:
+    """Darcy flow -div(a grad u) = f on the unit square (u = 0 on the walls): random a, u."""
+    from surrogates.data.common import refuse_existing, write_netcdf
+    from surrogates.data.darcy import DarcyDataConfig, generate_darcy
+    from surrogates.data.pdebench import pdebench_darcy_file_name, write_pdebench_darcy
+
+    config = config_from(DarcyDataConfig, _read_toml(config_path), flags)
+    if pdebench_path is not None and Path(pdebench_path).is_dir():
+        pdebench_path = Path(pdebench_path) / pdebench_darcy_file_name(config.f)
+    for path in (out, pdebench_path):  # fail before solving, not after
+        if path is not None:
+            refuse_existing(path, overwrite)
+    started = time.perf_counter()
+    try:
+        ds = generate_darcy(config)
+    except RuntimeError as err:  # DarcyConvergenceError: one line, exit code 1
+        raise click.ClickException(str(err)) from err
+    write_netcdf(ds, out, overwrite=overwrite)
+    click.echo(f"wrote {out}: {dict(ds.sizes)}, PCG iterations {int(ds['iterations'].min())}-"
+               f"{int(ds['iterations'].max())}, in {time.perf_counter() - started:.1f} s")
+    if pdebench_path is not None:
+        write_pdebench_darcy(pdebench_path, ds["a"].values, ds["u"].values, config.f,
+                             overwrite=overwrite)
+        click.echo(f"wrote {pdebench_path}: nu ({config.n_samples}, {config.n}, {config.n}), "
+                   f"tensor ({config.n_samples}, 1, {config.n}, {config.n})")
+
+
 # --------------------------------------------------------------------------- train
 @main.group()
 def train() -> None:
@@ -240,7 +287,7 @@ def _fit_options(func):
         click.option("--weight-decay", type=float, help="Weight decay [0]."),
         click.option("--optimizer", type=click.Choice(["adam", "adamw"])),
         click.option("--scheduler", type=click.Choice(["cosine", "step", "onecycle", "none"])),
-        click.option("--loss", type=click.Choice(["relative_l2", "mse"])),
+        click.option("--loss", type=click.Choice(["relative_l2", "relative_h1", "mse"])),
         click.option("--patience", type=int, help="Early-stopping patience in epochs [off]."),
         click.option("--seed", type=int, help="Seed of weights and batches [0]."),
         click.option("--device", help="auto, cpu, cuda, cuda:1, ... [auto]."),
@@ -325,6 +372,33 @@ def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
     if positional_embedding is not None:
         model["positional_embedding"] = None if positional_embedding == "none" else "grid"
     _train(data, run_dir, "FNO", model, train_flags, table, resume, overwrite)
+
+
+@train.command("mgno")
+@_data_options("u")
+@click.option("--width", type=int, help="Hidden channels [24].")
+@click.option("--layers", type=int, help="MgNO layers [4].")
+@click.option("--levels", type=int, help="Largest number of V-cycle levels [5].")
+@click.option("--padding-mode", type=click.Choice(["zeros", "circular", "reflect"]),
+              help="Boundary condition: zeros = Dirichlet, circular = periodic, reflect = "
+                   "Neumann [zeros].")
+@_fit_options
+@_fail_cleanly
+def train_mgno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, width,
+               layers, levels, padding_mode, resume, **train_flags):
+    """Multigrid neural operator (1D/2D from the number of spatial dims).
+
+    Defaults suit `surrogates generate darcy` data: inputs a, targets u, spatial dims y,x; the
+    MgNO paper trains with --loss relative_h1.
+    """
+    table = _read_toml(config_path)
+    table.setdefault("data", {}).setdefault("inputs", ["a"])
+    table["data"].setdefault("spatial_dims", ["y", "x"])
+    data = _data_spec(table, data_path, inputs, targets, spatial_dims, "u")
+    model = _model_table(table, {"n_dims": len(data.spatial_dims)},
+                         {"hidden_channels": width, "n_layers": layers, "levels": levels,
+                          "padding_mode": padding_mode})
+    _train(data, run_dir, "MgNO", model, train_flags, table, resume, overwrite)
 
 
 _CLOSURE_TARGETS = "closure_target"

@@ -51,8 +51,31 @@ def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((prediction - target) ** 2)
 
 
+def _h1_squared(v: torch.Tensor) -> torch.Tensor:
+    """Discrete squared H1 norm per example of ``v (batch, channels, *grid)`` on the unit box."""
+    n_points = math.prod(v.shape[2:])
+    total = v.flatten(1).pow(2).sum(dim=1)
+    for axis in range(2, v.ndim):
+        gradient = torch.diff(v, dim=axis) * v.shape[axis]
+        total = total + gradient.flatten(1).pow(2).sum(dim=1)
+    return total / n_points
+
+
+def relative_h1(prediction: torch.Tensor, target: torch.Tensor,
+                eps: float = 1e-12) -> torch.Tensor:
+    r"""Mean over the batch of :math:`\|e\|_{H^1} / \|y\|_{H^1}`, :math:`e` = prediction - target.
+
+    :math:`\|v\|_{H^1}^2 = \overline{v^2} + \sum_d \overline{(\partial_d v)^2}` with means
+    over the grid and forward differences of spacing ``1/n_d`` along every spatial axis (the
+    grid spans the unit box), summed over channels. It weights gradient errors, which the
+    MgNO paper trains on.
+    """
+    diff = _h1_squared(prediction - target).sqrt()
+    return (diff / (_h1_squared(target).sqrt() + eps)).mean()
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "relative_l2": relative_l2, "mse": mse}
+    "relative_l2": relative_l2, "relative_h1": relative_h1, "mse": mse}
 
 #: Fields that may change between the run that wrote a checkpoint and the one resuming it.
 _RESUMABLE_CHANGES = {"epochs", "show_progress", "device", "patience"}
@@ -68,7 +91,7 @@ class TrainConfig:
     scheduler : {"cosine", "step", "onecycle", "none"}
         Cosine annealing to zero over ``epochs``; StepLR(``step_size``, ``gamma``); OneCycle with
         peak ``lr``; or a constant learning rate.
-    loss : {"relative_l2", "mse"}
+    loss : {"relative_l2", "relative_h1", "mse"}
         Computed in normalised units when the model is a
         :class:`~operators.normalization.NormalizedOperator`.
     patience : int or None

@@ -8,7 +8,7 @@ import torch
 from operators.base import load_model
 from operators.normalization import NormalizedOperator
 from surrogates.data.common import PairDataset
-from surrogates.training import TrainConfig, fit, relative_l2
+from surrogates.training import TrainConfig, fit, relative_h1, relative_l2
 
 
 def smoothing_problem(n=96, size=32, seed=0):
@@ -113,3 +113,19 @@ def test_refusals(tmp_path):
         fit(make_model(), train, None, config, tmp_path / "empty", resume=True)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainConfig(optimizer="sgd")
+
+
+def test_relative_h1_converges_to_the_analytic_norm_ratio():
+    """y = sin(pi x) sin(pi y), e = 0.01 sin(8 pi x) sin(pi y) on the unit square: the exact
+    ||e||_H1 / ||y||_H1 = sqrt(1e-4 (1/4 + 65 pi^2/4) / (1/4 + pi^2 / 2)); the finite-difference
+    value approaches it at second order."""
+    exact = math.sqrt(1e-4 * (0.25 + 65 * math.pi**2 / 4) / (0.25 + math.pi**2 / 2))
+    errors = []
+    for n in (64, 128):
+        x = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+        X, Y = torch.meshgrid(x, x, indexing="ij")
+        y = torch.sin(math.pi * X) * torch.sin(math.pi * Y)
+        e = 0.01 * torch.sin(8 * math.pi * X) * torch.sin(math.pi * Y)
+        errors.append(abs(float(relative_h1((y + e)[None, None], y[None, None])) - exact))
+    assert errors[0] < 0.02 * exact
+    assert 3.0 < errors[0] / errors[1] < 5.0

@@ -648,3 +648,124 @@ def generate_pdebench(config: PDE1DGenerateConfig, out_dir: str | os.PathLike, *
         refuse_existing(path, overwrite)  # a file may have appeared meanwhile
         written.append(atomic_write(path, write))
     return written
+
+
+# ----------------------------------------------------------------------------------------------
+# PDEBench 2D Darcy flow files
+# ----------------------------------------------------------------------------------------------
+
+#: The HDF5 dataset names of a PDEBench 2D DarcyFlow file beyond ``tensor`` / ``x-coordinate``.
+DARCY_NU, Y_COORDINATE = "nu", "y-coordinate"
+
+#: Format tag stored in the ``format`` attribute of datasets read from PDEBench Darcy files.
+PDEBENCH_DARCY_FORMAT = ("PDEBench 2D DarcyFlow HDF5 (nu [N, H, W], tensor [N, 1, H, W], "
+                         "x-coordinate [W], y-coordinate [H]; attribute beta)")
+
+
+def pdebench_darcy_file_name(beta: float) -> str:
+    """PDEBench's name of a 2D Darcy training file for the forcing ``beta``.
+
+    >>> pdebench_darcy_file_name(1.0)
+    '2D_DarcyFlow_beta1.0_Train.hdf5'
+    >>> pdebench_darcy_file_name(0.01)
+    '2D_DarcyFlow_beta0.01_Train.hdf5'
+    """
+    return f"2D_DarcyFlow_beta{format_parameter(beta)}_Train.hdf5"
+
+
+def write_pdebench_darcy(path: str | os.PathLike, a: np.ndarray, u: np.ndarray, beta: float,
+                         overwrite: bool = False) -> Path:
+    r"""Write Darcy samples in PDEBench's 2D DarcyFlow layout, atomically.
+
+    PDEBench's Darcy problem is :math:`-\nabla\cdot(a\nabla u) = \beta` on the unit square with
+    ``u = 0`` on the boundary. The file holds, at its root:
+
+    * ``nu``, float32, shape ``(N, H, W)``: the coefficient ``a``;
+    * ``tensor``, float32, shape ``(N, 1, H, W)``: the solution ``u`` (one "frame");
+    * ``x-coordinate``, float32, shape ``(W,)`` and ``y-coordinate``, float32, shape ``(H,)``:
+      the cell centres ``(i + 1/2)/W`` and ``(j + 1/2)/H``;
+    * file attribute ``beta`` (float): the forcing.
+
+    Parameters
+    ----------
+    path : path-like
+        The target file (PDEBench's name: :func:`pdebench_darcy_file_name`).
+    a, u : array, shape (N, H, W)
+        Coefficients and solutions, indexed ``[sample, y, x]`` (as
+        :func:`surrogates.data.darcy.generate_darcy` makes them).
+    beta : float
+        The forcing value.
+    overwrite : bool, default False
+        Replace an existing file; otherwise refuse it.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If ``a`` and ``u`` are not two equal ``(N, H, W)`` arrays, or ``beta`` is not finite.
+    """
+    path = refuse_existing(path, overwrite)
+    a, u = np.asarray(a), np.asarray(u)
+    if a.ndim != 3 or a.shape != u.shape:
+        raise ValueError(f"a and u must both have shape (N, H, W), got a {a.shape} and "
+                         f"u {u.shape}")
+    beta = float(format_parameter(beta))
+    if not np.isfinite(beta):
+        raise ValueError(f"beta must be finite, got {beta}")
+    _, H, W = a.shape
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset(DARCY_NU, data=a.astype(np.float32))
+            f.create_dataset(TENSOR, data=u.astype(np.float32)[:, None])
+            f.create_dataset(X_COORDINATE, data=((np.arange(W) + 0.5) / W).astype(np.float32))
+            f.create_dataset(Y_COORDINATE, data=((np.arange(H) + 0.5) / H).astype(np.float32))
+            f.attrs["beta"] = beta
+
+    return atomic_write(path, write)
+
+
+def read_pdebench_darcy(path: str | os.PathLike) -> xr.Dataset:
+    """Read a PDEBench 2D DarcyFlow file as ``a (sample, y, x)`` and ``u (sample, y, x)``.
+
+    ``nu`` becomes ``a`` and ``tensor[:, 0]`` becomes ``u`` (float32, as stored); coordinates
+    ``x`` / ``y`` from ``x-coordinate`` / ``y-coordinate``; the attribute ``beta`` (and any
+    other real-number file attribute) is kept in the dataset attributes.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not HDF5 or lacks / mis-shapes one of the datasets (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no PDEBench Darcy file at {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file ({err})") from err
+    with f:
+        missing = [k for k in (DARCY_NU, TENSOR, X_COORDINATE, Y_COORDINATE) if k not in f]
+        if missing:
+            raise ValueError(f"{path} is not a PDEBench Darcy file: missing {missing}; it has "
+                             f"{sorted(f.keys())}")
+        nu, tensor = f[DARCY_NU][()], f[TENSOR][()]
+        x, y = f[X_COORDINATE][()], f[Y_COORDINATE][()]
+        attrs = {k: v for k, v in ((k, _as_scalar(v)) for k, v in f.attrs.items())
+                 if v is not None}
+    if nu.ndim != 3 or tensor.shape != (nu.shape[0], 1, *nu.shape[1:]):
+        raise ValueError(f"{path}: expected nu [N, H, W] and tensor [N, 1, H, W], got nu "
+                         f"{nu.shape} and tensor {tensor.shape}")
+    if x.shape != (nu.shape[2],) or y.shape != (nu.shape[1],):
+        raise ValueError(f"{path}: x-coordinate {x.shape} / y-coordinate {y.shape} do not match "
+                         f"nu [N, H, W] = {nu.shape}")
+    ds = xr.Dataset({"a": (("sample", "y", "x"), nu), "u": (("sample", "y", "x"), tensor[:, 0])},
+                    coords={"sample": np.arange(nu.shape[0]), "y": y, "x": x})
+    ds["a"].attrs = {"long_name": "permeability a (PDEBench nu)", "units": "1"}
+    ds["u"].attrs = {"long_name": "solution u of -div(a grad u) = beta (PDEBench tensor)",
+                     "units": "1"}
+    ds.attrs = {**attrs, "source_file": str(path), "format": PDEBENCH_DARCY_FORMAT}
+    return ds

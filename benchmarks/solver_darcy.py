@@ -1,0 +1,169 @@
+"""Throughput of the JAX multigrid-PCG Darcy solver against SciPy's sparse direct solver.
+
+Rerun with::
+
+    python benchmarks/solver_darcy.py                 # 64 fields, n = 64 (~1 min on 2 cores)
+    python benchmarks/solver_darcy.py --quick         # 16 fields, 1 repeat
+    python benchmarks/solver_darcy.py --batch 128 --n 128
+
+What is measured (the same piecewise-constant 3/12 permeabilities of the FNO Darcy data,
+f = 1, float64 unless said):
+
+(a) ``surrogates.solvers.darcy.solve_darcy`` on the whole batch (multigrid-preconditioned CG
+    to a relative residual of 1e-10), warmed up once so compilation is excluded; a second row
+    gives ``dtype="float32"`` (tolerance 1e-5).
+(b) ``scipy.sparse.linalg.spsolve`` (SuperLU) one field at a time on the same matrices from
+    ``darcy_operator_matrix``; timed once with the matrix assembly and once for the solve
+    alone (matrices assembled and converted to CSC beforehand).
+
+Throughput is fields per second from the best of ``--repeats`` timed runs. The script reports
+the largest relative difference ``||u_jax - u_scipy||_2 / ||u_scipy||_2`` over the batch (it
+must be at round-off level), and the PCG iterations per grid size (n = 32, 64, 128) to show the
+multigrid preconditioner's grid independence. Results go to
+``benchmarks/results/solver_darcy.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import scipy
+import scipy.sparse.linalg as sla
+
+from surrogates.data.common import write_json
+from surrogates.solvers.darcy import (
+    darcy_operator_matrix,
+    piecewise_constant_coefficient,
+    solve_darcy,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "solver_darcy.json"
+
+
+def best_time(fn, repeats):
+    times = []
+    out = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), times, out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=None, help="fields (default 64; 16 --quick)")
+    ap.add_argument("--n", type=int, default=64, help="cells a side (default 64)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 3; 1 "
+                    "with --quick)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the permeabilities")
+    ap.add_argument("--quick", action="store_true", help="short run for a smoke test")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    args = ap.parse_args(argv)
+    Bn = args.batch or (16 if args.quick else 64)
+    n = args.n
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    print(f"Darcy -div(a grad u) = 1, piecewise-constant 3/12 a, batch={Bn}, n={n}; "
+          f"{os.cpu_count()} CPU cores, jax {jax.__version__} ({jax.default_backend()}), "
+          f"scipy {scipy.__version__}", flush=True)
+    a = piecewise_constant_coefficient(Bn, n, seed=args.seed)
+    f = np.ones((n, n))
+    rows = []
+
+    def add(method, seconds, times, note=""):
+        rows.append({"method": method, "fields": Bn, "n": n, "seconds": seconds,
+                     "all_seconds": times, "fields_per_s": Bn / seconds, "note": note})
+        print(f"  {method}: {Bn / seconds:,.1f} fields/s (best of {len(times)}: "
+              f"{seconds:.3f} s) {note}", flush=True)
+
+    # (a) JAX multigrid PCG; the first call compiles and is not timed.
+    solutions = {}
+    for dtype in ("float64", "float32"):
+        def run(dtype=dtype):
+            return solve_darcy(a, f, dtype=dtype)
+
+        t0 = time.perf_counter()
+        run()
+        compile_s = time.perf_counter() - t0
+        best, times, sol = best_time(run, repeats)
+        solutions[dtype] = sol
+        add(f"JAX MG-PCG solve_darcy ({dtype}, tol {1e-10 if dtype == 'float64' else 1e-5:g})",
+            best, times, f"first call incl. compile {compile_s:.2f} s; PCG iterations "
+            f"{int(sol.iterations.min())}-{int(sol.iterations.max())}")
+
+    # (b) SciPy sparse direct solve per field, with and without assembling the matrix.
+    def scipy_with_assembly():
+        return np.stack([sla.spsolve(darcy_operator_matrix(a[b]).tocsc(), f.ravel())
+                         for b in range(Bn)]).reshape(Bn, n, n)
+
+    best, times, ref = best_time(scipy_with_assembly, repeats)
+    add("scipy spsolve per field (incl. assembly)", best, times)
+    mats = [darcy_operator_matrix(a[b]).tocsc() for b in range(Bn)]
+    best, times, _ = best_time(lambda: [sla.spsolve(m, f.ravel()) for m in mats], repeats)
+    add("scipy spsolve per field (solve only)", best, times)
+
+    def rel_diff(u):
+        num = np.linalg.norm((u - ref).reshape(Bn, -1), axis=1)
+        return float(np.max(num / np.linalg.norm(ref.reshape(Bn, -1), axis=1)))
+
+    diff64, diff32 = rel_diff(solutions["float64"].u), rel_diff(solutions["float32"].u)
+    print(f"Agreement with spsolve, max over fields of ||u - u_ref|| / ||u_ref||: float64 "
+          f"{diff64:.2e}, float32 {diff32:.2e}", flush=True)
+    assert diff64 < 1e-9, f"float64 solver differs from spsolve by {diff64:.2e}"
+
+    # Grid independence of the preconditioner: PCG iterations per n (8 fields each).
+    iterations = {}
+    for m in (32, 64, 128):
+        it = solve_darcy(piecewise_constant_coefficient(8, m, seed=args.seed)).iterations
+        iterations[str(m)] = it.tolist()
+    print("PCG iterations to 1e-10 per n (8 fields): "
+          + ", ".join(f"n={k}: {min(v)}-{max(v)}" for k, v in iterations.items()), flush=True)
+
+    ref_rate = next(r for r in rows if "solve only" in r["method"])["fields_per_s"]
+    for r in rows:
+        r["ratio_vs_spsolve_solve_only"] = r["fields_per_s"] / ref_rate
+    w = max(len(r["method"]) for r in rows)
+    print()
+    print(f"{'method':<{w}}  {'fields/s':>10}  {'vs spsolve':>10}")
+    print(f"{'-' * w}  {'-' * 10}  {'-' * 10}")
+    for r in rows:
+        print(f"{r['method']:<{w}}  {r['fields_per_s']:>10,.1f}  "
+              f"{r['ratio_vs_spsolve_solve_only']:>9.2f}x")
+
+    result = {
+        "benchmark": "solver_darcy",
+        "command": " ".join([Path(sys.argv[0]).name]
+                            + (argv if argv is not None else sys.argv[1:])),
+        "problem": {"equation": "-div(a grad u) = f on (0,1)^2, u = 0 on the boundary",
+                    "coefficient": "piecewise-constant 12/3 (GRF alpha=2, tau=3)", "f": 1.0},
+        "config": {"batch": Bn, "n": n, "repeats": repeats, "seed": args.seed,
+                   "quick": args.quick},
+        "metric": "fields solved per second (best of repeats; JAX excludes compilation)",
+        "results": rows,
+        "agreement": {"max_rel_l2_diff_float64_vs_spsolve": diff64,
+                      "max_rel_l2_diff_float32_vs_spsolve": diff32},
+        "pcg_iterations_per_n": iterations,
+        "machine": {
+            "platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "jax": jax.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "jax_backend": jax.default_backend(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(result, args.out)
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
