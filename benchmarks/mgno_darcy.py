@@ -2,7 +2,7 @@
 
 Rerun with::
 
-    python benchmarks/mgno_darcy.py                       # about 30 min on 2 CPU cores
+    python benchmarks/mgno_darcy.py                       # about 30 min on one CPU core
     python benchmarks/mgno_darcy.py --n-train 1000 --epochs 100   # the size (hours on CPU)
     python benchmarks/mgno_darcy.py --quick               # smoke run, about 2 min
 
@@ -110,8 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-train", type=int, default=500)
     parser.add_argument("--n-test", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (numbers are noise)")
     args = parser.parse_args()

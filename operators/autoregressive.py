@@ -44,6 +44,7 @@ import torch
 from operators.base import OperatorModel, build
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+STEP_NORMALIZATIONS = ("frame", "initial")
 
 
 def curriculum_steps(fraction: float, n_steps: int, width: float = 0.2) -> int:
@@ -82,6 +83,13 @@ class AutoregressiveStepper(OperatorModel):
         Epochs that train the auxiliary loss alone.
     curriculum_width : float, default 0.2
         ``w`` of :func:`curriculum_steps`.
+    step_normalization : {"frame", "initial"}, default "frame"
+        ``"frame"``: each step's error is the batch loss of that frame (relative L2 by
+        default: :math:`\\|\\hat u^s - u^s\\| / \\|u^s\\|`, CAPE's). ``"initial"``:
+        :math:`\\|\\hat u^s - u^s\\| / \\|u^0\\|`, the error relative to the trajectory's
+        first frame, for solutions that decay towards zero (viscous Burgers at large
+        viscosity), whose late frames would otherwise dominate the loss with relative errors
+        of 1e10 and more.
 
     Raises
     ------
@@ -91,7 +99,8 @@ class AutoregressiveStepper(OperatorModel):
 
     def __init__(self, *, step_class: str, step_config: dict[str, Any], n_vars: int = 1,
                  n_params: int = 0, context: int = 1, aux_weight: float = 6e-5,
-                 warmup_epochs: int = 0, curriculum_width: float = 0.2) -> None:
+                 warmup_epochs: int = 0, curriculum_width: float = 0.2,
+                 step_normalization: str = "frame") -> None:
         super().__init__()
         for name, value, minimum in (("n_vars", n_vars, 1), ("n_params", n_params, 0),
                                      ("context", context, 1), ("warmup_epochs", warmup_epochs, 0)):
@@ -100,6 +109,10 @@ class AutoregressiveStepper(OperatorModel):
         if not (aux_weight >= 0 and math.isfinite(aux_weight)):
             raise ValueError(f"aux_weight must be non-negative and finite, got {aux_weight}")
         curriculum_steps(0.0, 1, curriculum_width)  # validates the width
+        if step_normalization not in STEP_NORMALIZATIONS:
+            raise ValueError(f"step_normalization must be one of {STEP_NORMALIZATIONS}, got "
+                             f"{step_normalization!r}")
+        self.step_normalization = step_normalization
         self.step = build(step_class, step_config)
         expected = context * n_vars
         if getattr(self.step, "in_channels", expected) != expected:
@@ -190,13 +203,20 @@ class AutoregressiveStepper(OperatorModel):
         c, T = self.context, u.shape[2]
         n_ar = self.autoregressive_steps(T - c)
         warmup = self._epoch < self.warmup_epochs
+        scale = y[:, :, 0].flatten(1).norm(dim=1) + 1e-12  # ||u^0|| per trajectory
+
+        def error(pred: torch.Tensor, target: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+            if self.step_normalization == "frame":
+                return loss_fn(pred, target)
+            return ((pred - target).flatten(1).norm(dim=1) / norm).mean()
+
         main, aux = u.new_zeros(()), u.new_zeros(())
         frames = list(u[:, :, :c].unbind(dim=2))
         for s in range(c, c + n_ar):  # autoregressive part, sequential
             out, estimate = self._step(self._window(torch.stack(frames[-c:], dim=2)), p, True)
-            main = main + loss_fn(out, y[:, :, s])
+            main = main + error(out, y[:, :, s], scale)
             if estimate is not None:
-                aux = aux + loss_fn(estimate, y[:, :, s])
+                aux = aux + error(estimate, y[:, :, s], scale)
             frames.append(out)
         n_tf = T - c - n_ar
         if n_tf:  # teacher-forced part: all windows of true frames in one batch
@@ -204,10 +224,11 @@ class AutoregressiveStepper(OperatorModel):
             windows = torch.stack([u[:, :, s - c:s] for s in range(c + n_ar, T)], dim=1)
             windows = self._window(windows.reshape(B * n_tf, V, c, N))
             targets = y[:, :, c + n_ar:].permute(0, 2, 1, 3).reshape(B * n_tf, V, N)
+            scales = scale.repeat_interleave(n_tf)
             out, estimate = self._step(windows, p.repeat_interleave(n_tf, dim=0), True)
-            main = main + n_tf * loss_fn(out, targets)
+            main = main + n_tf * error(out, targets, scales)
             if estimate is not None:
-                aux = aux + n_tf * loss_fn(estimate, targets)
+                aux = aux + n_tf * error(estimate, targets, scales)
         if warmup:
             if not self.takes_parameters or not hasattr(self.step, "forward_with_estimate"):
                 raise ValueError("warm-up epochs need a step model with an auxiliary estimate "

@@ -1,4 +1,4 @@
-"""The ``surrogates`` command: generate, train, evaluate, export, demo.
+"""The ``surrogates`` command: generate, train, solve, evaluate, export, demo.
 
 Every command takes flags and, optionally, ``--config FILE.toml`` whose keys map onto the same
 dataclass fields as the flags (flags win). The resolved configuration is saved with the output:
@@ -289,6 +289,7 @@ def _fit_options(func):
         click.option("--scheduler", type=click.Choice(["cosine", "step", "onecycle", "none"])),
         click.option("--loss", type=click.Choice(["relative_l2", "relative_h1", "mse"])),
         click.option("--patience", type=int, help="Early-stopping patience in epochs [off]."),
+        click.option("--grad-clip", type=float, help="Clip the gradient norm to this [off]."),
         click.option("--seed", type=int, help="Seed of weights and batches [0]."),
         click.option("--device", help="auto, cpu, cuda, cuda:1, ... [auto]."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its "
@@ -493,19 +494,22 @@ def train_next_state_fno(data_path, run_dir, config_path, inputs, targets, spati
               default="cape-fno", show_default=True, help="One-step model.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="TOML with tables [data] (PDEBenchDataSpec), [model] (model arguments, e.g. "
-                   "base_config, width), [rollout] (context, warmup_epochs, aux_weight) and "
-                   "[train] (TrainConfig).")
+                   "base_config, width), [rollout] (context, warmup_epochs, aux_weight, "
+                   "step_normalization) and [train] (TrainConfig).")
 @click.option("--reduced-resolution", type=int, help="PDEBench stride in x [1].")
 @click.option("--reduced-resolution-t", type=int, help="PDEBench stride in time [1].")
 @click.option("--context", type=int, help="Frames the model sees [1].")
 @click.option("--warmup-epochs", type=int, help="Epochs on CAPE's auxiliary loss alone "
                                                 "[2 for CAPE models, else 0].")
+@click.option("--step-normalization", type=click.Choice(["frame", "initial"]),
+              help="Divide each step's error by that frame's norm (CAPE) or by the first "
+                   "frame's (decaying solutions, e.g. viscous Burgers) [frame].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @_fit_options
 @_fail_cleanly
 def train_rollout_command(files, run_dir, model, config_path, reduced_resolution,
-                          reduced_resolution_t, context, warmup_epochs, overwrite, resume,
-                          **train_flags):
+                          reduced_resolution_t, context, warmup_epochs, step_normalization,
+                          overwrite, resume, **train_flags):
     """Autoregressive solver on PDEBench 1D files (one per parameter value), CAPE curriculum.
 
     FILES are PDEBench HDF5 files of one PDE, e.g. from `surrogates generate advection`. The
@@ -524,9 +528,10 @@ def train_rollout_command(files, run_dir, model, config_path, reduced_resolution
                 "gamma": 0.5}
     train_config = config_from(TrainConfig, {**defaults, **table.get("train", {})}, train_flags)
     rollout = {**table.get("rollout", {}),
-               **{k: v for k, v in (("context", context), ("warmup_epochs", warmup_epochs))
+               **{k: v for k, v in (("context", context), ("warmup_epochs", warmup_epochs),
+                                    ("step_normalization", step_normalization))
                   if v is not None}}
-    unknown = set(rollout) - {"context", "warmup_epochs", "aux_weight"}
+    unknown = set(rollout) - {"context", "warmup_epochs", "aux_weight", "step_normalization"}
     if unknown:
         raise click.BadParameter(f"unknown keys {sorted(unknown)} in [rollout]",
                                  param_hint="--config")
@@ -578,6 +583,65 @@ def finetune(source_run, run_dir, data_path, config_path, n_frames, dt_factor, s
                               data_path=data_path, overwrite=overwrite, resume=resume)
     click.echo(f"fine-tuned {len(result.history)} epochs; best window loss "
                f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
+
+
+# --------------------------------------------------------------------------- solve
+@main.group()
+def solve() -> None:
+    """Solve a PDE with a physics-informed model (no data needed)."""
+
+
+@solve.command("pig")
+@click.option("--pde", required=True,
+              type=click.Choice(["helmholtz", "klein-gordon", "allen-cahn", "flow-mixing"]),
+              help="Problem with a reference solution (surrogates.pinn_problems).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: solution.nc, solution.png, summary.json, parameters.")
+@click.option("--model", type=click.Choice(["pig", "pinn"]), default="pig", show_default=True,
+              help="Physics-informed Gaussians, or the plain tanh-MLP PINN baseline.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML with tables [problem] (factory arguments, e.g. a1, a2), [train] "
+                   "(surrogates.pinn.train arguments) and [model] (PIG / MLP arguments).")
+@click.option("--a1", type=float, help="Helmholtz: wavenumber factor in x [4].")
+@click.option("--a2", type=float, help="Helmholtz: wavenumber factor in y [1].")
+@click.option("--steps", type=int, help="Optimizer steps [1000].")
+@click.option("--collocation", type=int, help="Residual points per step [1024].")
+@click.option("--optimizer", type=click.Choice(["adam", "lbfgs"]), help="[adam].")
+@click.option("--lr", type=float, help="Adam learning rate [1e-2 PIG, 1e-3 PINN].")
+@click.option("--gaussians", type=int, help="PIG: number of Gaussians [100].")
+@click.option("--sigma", type=float, help="PIG: initial width in the [-1, 1] box [0.1].")
+@click.option("--boundary-weight", type=float, help="Weight of the boundary/initial terms [1].")
+@click.option("--seed", type=int, help="Seed [0].")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[float32].")
+@click.option("--grid", "n_grid", type=int, default=101, show_default=True,
+              help="Points per axis of the output grid.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_fail_cleanly
+def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, optimizer, lr,
+              gaussians, sigma, boundary_weight, seed, dtype, n_grid, overwrite) -> None:
+    """Train a PIG (or PINN) on one PDE; write the solution on a grid, a plot and the error."""
+    from surrogates.pinn_runs import solve_to_folder
+
+    table = _read_toml(config_path)
+    problem = {**table.get("problem", {}),
+               **{k: v for k, v in (("a1", a1), ("a2", a2)) if v is not None}}
+    if problem and pde != "helmholtz" and ({"a1", "a2"} & set(problem)):
+        raise click.UsageError("--a1 / --a2 apply to --pde helmholtz only")
+    model_kwargs = {**table.get("model", {}),
+                    **{k: v for k, v in (("n_gaussians", gaussians), ("sigma_init", sigma))
+                       if v is not None}}
+    if model == "pinn" and ({"n_gaussians", "sigma_init"} & set(model_kwargs)):
+        raise click.UsageError("--gaussians / --sigma apply to --model pig only")
+    flags = {"n_steps": steps, "n_collocation": collocation, "optimizer": optimizer, "lr": lr,
+             "boundary_weight": boundary_weight, "seed": seed, "dtype": dtype}
+    train_kwargs = {**table.get("train", {}), **{k: v for k, v in flags.items() if v is not None}}
+    if model_kwargs:
+        train_kwargs["model_kwargs"] = model_kwargs
+    summary = solve_to_folder(pde.replace("-", "_"), out_dir, model=model,
+                              problem_kwargs=problem, train_kwargs=train_kwargs, n_grid=n_grid,
+                              overwrite=overwrite)
+    click.echo(f"{pde} with {model}: relative L2 error {summary['relative_l2']:.3e} against the "
+               f"reference, {summary['wall_time_s']:.1f} s of training; wrote {out_dir}")
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -120,12 +120,14 @@ def parameter_names(ds: xr.Dataset) -> list[str]:
 def build_stepper(model: str, n_params: int, *, context: int = 1,
                   model_config: dict[str, Any] | None = None,
                   warmup_epochs: int | None = None, aux_weight: float = 6e-5,
-                  seed: int = 0) -> AutoregressiveStepper:
+                  step_normalization: str = "frame", seed: int = 0) -> AutoregressiveStepper:
     """An :class:`AutoregressiveStepper` around one of :data:`MODEL_KINDS` (one variable).
 
     ``model_config`` overrides the defaults (for CAPE models: the CAPE arguments and
     ``base_config``). ``warmup_epochs`` defaults to :data:`CAPE_WARMUP_EPOCHS` for CAPE models,
-    0 otherwise. Weights are initialised from ``seed``.
+    0 otherwise; ``step_normalization="initial"`` suits decaying solutions (see
+    :class:`~operators.autoregressive.AutoregressiveStepper`). Weights are initialised from
+    ``seed``.
     """
     if model not in MODEL_KINDS:
         raise ValueError(f"model must be one of {sorted(MODEL_KINDS)}, got {model!r}")
@@ -141,12 +143,14 @@ def build_stepper(model: str, n_params: int, *, context: int = 1,
     torch.manual_seed(seed)
     return AutoregressiveStepper(step_class=step_class, step_config=config, n_params=n_params,
                                  context=context, aux_weight=aux_weight,
-                                 warmup_epochs=warmup_epochs)
+                                 warmup_epochs=warmup_epochs,
+                                 step_normalization=step_normalization)
 
 
 def train_rollout(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *, model: str = "cape-fno",
                   model_config: dict[str, Any] | None = None, context: int = 1,
                   warmup_epochs: int | None = None, aux_weight: float = 6e-5,
+                  step_normalization: str = "frame",
                   train_config: TrainConfig | None = None, overwrite: bool = False,
                   resume: bool = False) -> TrainResult:
     """Train an autoregressive solver on PDEBench files into ``run_dir`` (see the module).
@@ -157,7 +161,7 @@ def train_rollout(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *, model: 
     run_dir : path-like
         Run folder to create (or continue with ``resume``).
     model : {"fno", "unet", "cape-fno", "cape-unet"}
-    model_config, context, warmup_epochs, aux_weight :
+    model_config, context, warmup_epochs, aux_weight, step_normalization :
         See :func:`build_stepper`.
     train_config : TrainConfig, optional
         Default: CAPE's optimisation (Adam, lr 3e-3, StepLR halving every fifth of the epochs),
@@ -180,7 +184,7 @@ def train_rollout(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *, model: 
         raise ValueError("no training samples: the files are too small for the split")
     stepper = build_stepper(model, len(params), context=context, model_config=model_config,
                             warmup_epochs=warmup_epochs, aux_weight=aux_weight,
-                            seed=train_config.seed)
+                            step_normalization=step_normalization, seed=train_config.seed)
     run_config = {"kind": RUN_KIND, "model": model, "model_class": "AutoregressiveStepper",
                   "model_config": stepper.config, "parameters": params,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)}

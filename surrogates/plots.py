@@ -127,3 +127,39 @@ def rollout_fields(truth: np.ndarray, prediction: np.ndarray, x: np.ndarray, t: 
             ax.set_ylabel("t")
             fig.colorbar(image, ax=ax, fraction=0.046)
     _save(fig, path)
+
+
+def pinn_solution(coords: Sequence[str], axes: Sequence[np.ndarray], u: np.ndarray,
+                  u_ref: np.ndarray, title: str, path: str | os.PathLike) -> None:
+    """Prediction, reference and error of a physics-informed solve on a tensor grid.
+
+    Two coordinates: images over the grid; three (``t, x, y``): images at the last time; one:
+    lines.
+    """
+    if u.ndim == 3:
+        u, u_ref, coords, axes = u[-1], u_ref[-1], coords[1:], axes[1:]
+        title = f"{title} (last time)"
+    if u.ndim == 1:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(axes[0], u_ref, "k-", label="reference")
+        ax.plot(axes[0], u, "r--", label="prediction")
+        ax.set_xlabel(coords[0])
+        ax.legend()
+        ax.set_title(title, fontsize=9)
+        _save(fig, path)
+        return
+    fig, panels = plt.subplots(1, 3, figsize=(13, 3.8))
+    extent = (float(axes[1][0]), float(axes[1][-1]), float(axes[0][0]), float(axes[0][-1]))
+    lim = float(np.abs(u_ref).max()) or 1.0
+    error = u - u_ref
+    for ax, field, name, vmax in zip(panels, (u, u_ref, error), ("prediction", "reference",
+                                     "prediction - reference"),
+                                     (lim, lim, float(np.abs(error).max()) or 1.0), strict=True):
+        image = ax.imshow(field, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r",
+                          vmin=-vmax, vmax=vmax)
+        ax.set_xlabel(coords[1])
+        ax.set_ylabel(coords[0])
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)

@@ -100,6 +100,9 @@ class TrainConfig:
         ``"auto"`` takes CUDA when present, else CPU.
     deterministic : bool
         Ask torch for deterministic kernels during training (restored afterwards).
+    grad_clip : float or None
+        Clip the global gradient norm to this value before each step (useful when the loss
+        backpropagates through long rollouts).
     """
 
     epochs: int = 50
@@ -116,6 +119,7 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = True
     show_progress: bool = True
+    grad_clip: float | None = None
 
     def __post_init__(self):
         choices = {"optimizer": ("adam", "adamw"),
@@ -129,6 +133,10 @@ class TrainConfig:
                              f"{self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        if self.grad_clip is not None and not (self.grad_clip > 0
+                                               and math.isfinite(self.grad_clip)):
+            raise ValueError(f"grad_clip must be positive and finite or None, got "
+                             f"{self.grad_clip}")
 
 
 @dataclass
@@ -310,6 +318,8 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
                                              f"{epoch}; lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
                 if per_batch:
                     scheduler.step()

@@ -129,3 +129,21 @@ def test_relative_h1_converges_to_the_analytic_norm_ratio():
         errors.append(abs(float(relative_h1((y + e)[None, None], y[None, None])) - exact))
     assert errors[0] < 0.02 * exact
     assert 3.0 < errors[0] / errors[1] < 5.0
+
+
+def test_gradient_clipping_is_validated_and_off_by_default():
+    with pytest.raises(ValueError, match="grad_clip"):
+        TrainConfig(grad_clip=0.0)
+    x = torch.randn(16, 1, 8)
+    data = PairDataset(x, 2 * x)
+    weights = []
+    for clip in (None, 1e9, 1e-3):
+        torch.manual_seed(0)
+        model = NormalizedOperator(model_class="FNO", model_config={
+            "in_channels": 1, "out_channels": 1, "n_modes": [4], "hidden_channels": 4,
+            "n_layers": 1})
+        fit(model, data, None, TrainConfig(epochs=2, batch_size=4, grad_clip=clip,
+                                           optimizer="adam", show_progress=False, device="cpu"))
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(weights[0], weights[1])  # a clip above every norm changes nothing
+    assert not torch.allclose(weights[0], weights[2])  # a tight clip changes Adam's path

@@ -215,3 +215,22 @@ def test_cape_learns_what_a_parameter_blind_model_cannot():
                                              test.targets[:, :, 1:]))
     assert errors["cape"] < 0.1, errors  # measured 0.031
     assert errors["blind"] > 0.5, errors
+
+
+def test_initial_normalization_divides_by_the_first_frame():
+    """For decaying solutions the step error is measured against ||u^0||, not ||u^s||."""
+    model, (x, u) = stepper(aux_weight=0.0, step_normalization="initial"), packed()
+    u = u * torch.logspace(0, -8, 6)[None, None, :, None]  # frames decaying by 1e8
+    x = torch.cat([u, x[:, 1:]], dim=1)
+    model.set_epoch(0, 10)
+    loss = model.training_loss(x, u, relative_l2)
+    p = x[:, 1, 0, :1]
+    norm0 = u[:, :, 0].flatten(1).norm(dim=1)
+    expected = sum(((model.step(u[:, :, s - 1], p) - u[:, :, s]).flatten(1).norm(dim=1)
+                    / norm0).mean() for s in range(1, 6))
+    torch.testing.assert_close(loss, expected)
+    frame = stepper(aux_weight=0.0)
+    frame.set_epoch(0, 10)
+    assert frame.training_loss(x, u, relative_l2) > 100 * loss  # late frames dominate
+    with pytest.raises(ValueError, match="step_normalization"):
+        stepper(step_normalization="last")
