@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import torch
+from bench_utils import machine_info
 
 from operators.mno import HybridLorenz96, MNOClosure, PolynomialClosure
 from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
@@ -425,18 +425,7 @@ def main(argv=None):
         "goal_10x_met_by_torch_threads": met,
         "table": lines,
         "wall_seconds": wall,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "jax": jax.__version__,
-            "jax_backend": jax.default_backend(),
-            "numpy": np.__version__,
-            "load_average_at_end": list(os.getloadavg()),
-        },
+        "machine": machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads()),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(result, args.out)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import jax
 import numpy as np
 import scipy
 import scipy.sparse.linalg as sla
+from bench_utils import best_time, machine_info
 
 from surrogates.data.common import write_json
 from surrogates.solvers.darcy import (
@@ -45,16 +45,6 @@ from surrogates.solvers.darcy import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "solver_darcy.json"
-
-
-def best_time(fn, repeats):
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
 
 
 def main(argv=None):
@@ -151,13 +141,7 @@ def main(argv=None):
         "agreement": {"max_rel_l2_diff_float64_vs_spsolve": diff64,
                       "max_rel_l2_diff_float32_vs_spsolve": diff32},
         "pcg_iterations_per_n": iterations,
-        "machine": {
-            "platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "jax": jax.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "jax_backend": jax.default_backend(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        },
+        "machine": machine_info(scipy=scipy.__version__),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(result, args.out)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import scipy
+from bench_utils import best_time, machine_info
 from scipy.integrate import solve_ivp
 
 from surrogates.data.common import write_json
@@ -119,16 +119,6 @@ def scipy_rhs(t, u):
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
-
-
-def best_time(fn, repeats):
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
 
 
 def main(argv=None):
@@ -316,16 +306,7 @@ def main(argv=None):
         },
         "goal_10x_numpy_met": bool(jax64 >= 10),
         "optimisation_notes": OPTIMISATION_NOTES,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "jax_backend": jax.default_backend(),
-        },
+        "machine": machine_info(scipy=scipy.__version__),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(result, args.out)

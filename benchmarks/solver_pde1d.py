@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
+from bench_utils import best_time, machine_info
 
 from surrogates.data.common import write_json
 from surrogates.solvers.pde1d import (
@@ -121,15 +121,6 @@ def jax_solve(u0, kind, t_out, dtype="float64"):
 # ----------------------------------------------------------------------------------------------
 
 
-def best_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--N", type=int, default=256, help="cells (default 256)")
@@ -178,12 +169,12 @@ def main(argv=None):
             _, n_sub = jax_solve(u0, kind, t_out)  # warm-up: compiles for this shape
             steps = n_sub * (len(t_out) - 1)
             updates = B * N * steps
-            t_np, all_np = best_time(lambda u0=u0, kind=kind: numpy_solve(u0, kind, t_out),
+            t_np, all_np, _ = best_time(lambda u0=u0, kind=kind: numpy_solve(u0, kind, t_out),
                                      rep_np)
-            t_jx, all_jx = best_time(lambda u0=u0, kind=kind: jax_solve(u0, kind, t_out),
+            t_jx, all_jx, _ = best_time(lambda u0=u0, kind=kind: jax_solve(u0, kind, t_out),
                                      rep_jax)
             jax_solve(u0, kind, t_out, dtype="float32")  # warm-up float32
-            t_32, all_32 = best_time(
+            t_32, all_32, _ = best_time(
                 lambda u0=u0, kind=kind: jax_solve(u0, kind, t_out, dtype="float32"), rep_jax)
             row = {"pde": kind, "batch": B, "N": N, "time_steps": steps,
                    "numpy_s": t_np, "jax_s": t_jx, "jax_float32_s": t_32,
@@ -222,16 +213,7 @@ def main(argv=None):
                   "(best of repeats; JAX warmed up, compile excluded)",
         "agreement_float64": agreement,
         "results": rows,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "numpy": np.__version__,
-            "jax_backend": jax.default_backend(),
-        },
+        "machine": machine_info(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(result, args.out)
