@@ -15,7 +15,7 @@ count.
 Set-up, all in one run:
 
 * Data: our JAX finite-volume solvers (``surrogates.solvers.pde1d``) write PDEBench files
-  (``surrogates.data.pdebench.generate_pdebench``), read back with
+  (``surrogates.data.pdebench_generate.generate_pdebench``), read back with
   ``open_pdebench_files(reduced_resolution=...)`` onto 128 cells and 41 frames, as PDEBench
   users read theirs. Advection ``beta`` trains on {0.2, 0.4, 0.7, 2.0, 4.0}, tests on
   {0.1, 1.0, 7.0}, t in [0, 2] (PDEBench's), generated on 512 cells. Burgers ``nu`` trains on
@@ -67,11 +67,10 @@ if str(ROOT) not in sys.path:
 
 from operators import FNO, AutoregressiveStepper, CAPEOperator, UNet1d  # noqa: E402
 from surrogates.data.common import trajectory_pairs, write_json  # noqa: E402
-from surrogates.data.pdebench import (  # noqa: E402
+from surrogates.data.pdebench import open_pdebench_files, pdebench_split  # noqa: E402
+from surrogates.data.pdebench_generate import (  # noqa: E402
     PDE1DGenerateConfig,
     generate_pdebench,
-    open_pdebench_files,
-    pdebench_split,
 )
 from surrogates.pde_metrics import nrmse  # noqa: E402
 from surrogates.training import TrainConfig, fit, relative_l2  # noqa: E402

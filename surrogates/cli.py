@@ -167,7 +167,7 @@ def _pde1d_command(pde: str):
     ]
 
     def command(out_dir, config_path, values, overwrite, rho=None, **flags) -> None:
-        from surrogates.data.pdebench import PDE1DGenerateConfig, generate_pdebench
+        from surrogates.data.pdebench_generate import PDE1DGenerateConfig, generate_pdebench
 
         try:  # every input error as one line (exit code 1)
             table = _read_toml(config_path)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from operators import load_model
 from surrogates.cli import main
 from surrogates.data.common import trajectory_pairs
-from surrogates.data.pdebench import PDE1DGenerateConfig, generate_pdebench
+from surrogates.data.pdebench_generate import PDE1DGenerateConfig, generate_pdebench
 from surrogates.pde_metrics import nrmse
 from surrogates.pde_rollout import PDEBenchDataSpec, build_stepper, parameter_names
 

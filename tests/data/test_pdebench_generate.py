@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from surrogates.cli import main
 from surrogates.data import pdebench
-from surrogates.data.pdebench import PDE1DGenerateConfig, generate_pdebench
+from surrogates.data.pdebench_generate import PDE1DGenerateConfig, generate_pdebench
 from surrogates.solvers.pde1d import random_initial_condition, solve_advection
 
 SMALL = {"n_samples": 5, "N": 64, "n_frames": 6, "batch_size": 3}
