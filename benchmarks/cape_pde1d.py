@@ -52,7 +52,6 @@ runs). Torch runs on ``--threads`` threads (default 1).
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -65,8 +64,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_utils import write_results  # noqa: E402
+
 from operators import FNO, AutoregressiveStepper, CAPEOperator, UNet1d  # noqa: E402
-from surrogates.data.common import trajectory_pairs, write_json  # noqa: E402
+from surrogates.data.common import trajectory_pairs  # noqa: E402
 from surrogates.data.pdebench import open_pdebench_files, pdebench_split  # noqa: E402
 from surrogates.data.pdebench_generate import (  # noqa: E402
     PDE1DGenerateConfig,
@@ -222,13 +223,12 @@ def main() -> None:
               f"goal)")
     suffix = "_quick" if args.quick else ""
     out = ROOT / "benchmarks" / "results" / f"cape_pde1d_{args.pde}{suffix}.json"
-    write_json({"pde": args.pde, "parameter": name, "train_values": spec["train"],
+    write_results({"pde": args.pde, "parameter": name, "train_values": spec["train"],
                 "test_values": spec["test"], "t_end": spec["t_end"], "grid": N_CELLS,
                 "frames": N_FRAMES, "epochs": args.epochs, "n_train": args.n_train,
                 "n_test": args.n_test, "seed": args.seed, "threads": args.threads,
-                "quick": args.quick, "rows": rows, "cape_reduction": reductions,
-                "machine": platform.platform(), "torch": torch.__version__}, out)
-    print(f"wrote {out}")
+                "quick": args.quick, "rows": rows, "cape_reduction": reductions}, out,
+                  torch=torch.__version__)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ Results go to ``benchmarks/results/mgno_darcy.json`` (``mgno_darcy_quick.json`` 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -50,8 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_utils import write_results  # noqa: E402
+
 from operators import FNO, MgNO  # noqa: E402
-from surrogates.data.common import PairDataset, write_json  # noqa: E402
+from surrogates.data.common import PairDataset  # noqa: E402
 from surrogates.data.darcy import DarcyDataConfig, generate_darcy  # noqa: E402
 from surrogates.training import TrainConfig, fit, relative_h1, relative_l2  # noqa: E402
 
@@ -177,12 +178,11 @@ def main() -> None:
           f"({'meets' if speed >= 1 else 'MISSES'} the >= 1 goal)")
     suffix = "_quick" if args.quick else ""
     out = ROOT / "benchmarks" / "results" / f"mgno_darcy{suffix}.json"
-    write_json({"n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs,
+    write_results({"n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs,
                 "threads": args.threads, "seed": args.seed, "quick": args.quick,
                 "fno_hidden_channels": hidden, "rows": rows, "mgno_over_best_fno_l2": ratio,
-                "our_fno_speedup_vs_neuralop": speed, "data_seconds": data_seconds,
-                "machine": platform.platform(), "torch": torch.__version__}, out)
-    print(f"wrote {out}")
+                "our_fno_speedup_vs_neuralop": speed, "data_seconds": data_seconds}, out,
+                  torch=torch.__version__)
 
 
 if __name__ == "__main__":

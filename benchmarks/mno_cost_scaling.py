@@ -57,11 +57,10 @@ from pathlib import Path
 import jax
 import numpy as np
 import torch
-from bench_utils import machine_info
+from bench_utils import write_results
 
 from operators.mno import HybridLorenz96, MNOClosure, PolynomialClosure
 from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
-from surrogates.data.common import write_json
 from surrogates.evaluation import cost_per_model_time_unit
 from surrogates.hybrid import initial_conditions
 from surrogates.solvers import lorenz96
@@ -425,11 +424,8 @@ def main(argv=None):
         "goal_10x_met_by_torch_threads": met,
         "table": lines,
         "wall_seconds": wall,
-        "machine": machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads()),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(result, args.out)
-    print(f"wrote {args.out}")
+    write_results(result, args.out, torch=torch.__version__, torch_threads=torch.get_num_threads())
     return result
 
 

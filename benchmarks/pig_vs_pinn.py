@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from surrogates.data.common import write_json  # noqa: E402
+from bench_utils import write_results  # noqa: E402
+
 from surrogates.pinn import evaluate, train  # noqa: E402
 from surrogates.pinn_problems import get_problem  # noqa: E402
 
@@ -168,11 +168,9 @@ def main() -> None:
               f"{reference['wall_s']:.0f} | - | reference |")
     suffix = "_quick" if args.quick else ""
     out = ROOT / "benchmarks" / "results" / f"pig_vs_pinn{suffix}.json"
-    write_json({"steps": args.steps, "collocation": args.collocation, "seed": args.seed,
+    write_results({"steps": args.steps, "collocation": args.collocation, "seed": args.seed,
                 "boundary_weight": BOUNDARY_WEIGHT, "pinn_hidden": list(PINN_HIDDEN),
-                "rows": rows, "deepxde_helmholtz": reference, "quick": args.quick,
-                "machine": platform.platform()}, out)
-    print(f"wrote {out}")
+                "rows": rows, "deepxde_helmholtz": reference, "quick": args.quick}, out)
 
 
 if __name__ == "__main__":

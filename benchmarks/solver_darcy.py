@@ -35,9 +35,8 @@ import jax
 import numpy as np
 import scipy
 import scipy.sparse.linalg as sla
-from bench_utils import best_time, machine_info
+from bench_utils import best_time, write_results
 
-from surrogates.data.common import write_json
 from surrogates.solvers.darcy import (
     darcy_operator_matrix,
     piecewise_constant_coefficient,
@@ -141,11 +140,8 @@ def main(argv=None):
         "agreement": {"max_rel_l2_diff_float64_vs_spsolve": diff64,
                       "max_rel_l2_diff_float32_vs_spsolve": diff32},
         "pcg_iterations_per_n": iterations,
-        "machine": machine_info(scipy=scipy.__version__),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(result, args.out)
-    print(f"wrote {args.out}")
+    write_results(result, args.out, scipy=scipy.__version__)
     return result
 
 

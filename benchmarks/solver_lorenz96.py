@@ -49,10 +49,9 @@ from pathlib import Path
 import jax
 import numpy as np
 import scipy
-from bench_utils import best_time, machine_info
+from bench_utils import best_time, write_results
 from scipy.integrate import solve_ivp
 
-from surrogates.data.common import write_json
 from surrogates.solvers.lorenz96 import Lorenz96Params, random_initial_state, solve
 
 K, J = 36, 10
@@ -306,11 +305,8 @@ def main(argv=None):
         },
         "goal_10x_numpy_met": bool(jax64 >= 10),
         "optimisation_notes": OPTIMISATION_NOTES,
-        "machine": machine_info(scipy=scipy.__version__),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(result, args.out)
-    print(f"wrote {args.out}")
+    write_results(result, args.out, scipy=scipy.__version__)
     return result
 
 

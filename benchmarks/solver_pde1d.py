@@ -28,14 +28,12 @@ import argparse
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from bench_utils import best_time, machine_info
+from bench_utils import best_time, write_results
 
-from surrogates.data.common import write_json
 from surrogates.solvers.pde1d import (
     DEFAULT_CFL,
     random_initial_condition,
@@ -213,11 +211,8 @@ def main(argv=None):
                   "(best of repeats; JAX warmed up, compile excluded)",
         "agreement_float64": agreement,
         "results": rows,
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(result, args.out)
-    print(f"wrote {args.out}")
+    write_results(result, args.out)
     return result
 
 
