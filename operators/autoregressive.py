@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from operators.base import OperatorModel, build
+from operators.base import OperatorModel, build, check_ints
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 STEP_NORMALIZATIONS = ("frame", "initial")
@@ -102,10 +102,8 @@ class AutoregressiveStepper(OperatorModel):
                  warmup_epochs: int = 0, curriculum_width: float = 0.2,
                  step_normalization: str = "frame") -> None:
         super().__init__()
-        for name, value, minimum in (("n_vars", n_vars, 1), ("n_params", n_params, 0),
-                                     ("context", context, 1), ("warmup_epochs", warmup_epochs, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        check_ints(n_vars=n_vars, context=context)
+        check_ints(0, n_params=n_params, warmup_epochs=warmup_epochs)
         if not (aux_weight >= 0 and math.isfinite(aux_weight)):
             raise ValueError(f"aux_weight must be non-negative and finite, got {aux_weight}")
         curriculum_steps(0.0, 1, curriculum_width)  # validates the width

@@ -38,6 +38,19 @@ def _to_json_value(value: Any) -> Any:
     )
 
 
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) >= ``minimum``; ``ValueError`` naming it else."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_ints(minimum: int = 1, **values: Any) -> None:
+    """:func:`check_int` for every ``name=value`` keyword argument."""
+    for name, value in values.items():
+        check_int(value, name, minimum)
+
+
 class OperatorModel(nn.Module):
     """Base class recording keyword-only constructor arguments in ``self.config``.
 

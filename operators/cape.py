@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from operators.base import OperatorModel, build
+from operators.base import OperatorModel, build, check_ints
 from operators.fno import SpectralConv
 from operators.unet import UNet1d  # noqa: F401  (registers the base solver)
 
@@ -152,11 +152,8 @@ class CAPEOperator(OperatorModel):
                  base_config: dict[str, Any], width: int = 64, kernel: int = 5, n_modes: int = 8,
                  pool: int = 4, n_emb: int = 2, parameter_transform: str = "log10") -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("n_params", n_params), ("width", width), ("kernel", kernel),
-                            ("n_modes", n_modes), ("pool", pool), ("n_emb", n_emb)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_ints(in_channels=in_channels, out_channels=out_channels, n_params=n_params,
+                   width=width, kernel=kernel, n_modes=n_modes, pool=pool, n_emb=n_emb)
         if base_class not in BASE_SOLVERS:
             raise ValueError(f"base_class must be one of {BASE_SOLVERS}, got {base_class!r}")
         if parameter_transform not in PARAMETER_TRANSFORMS:

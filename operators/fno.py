@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from operators.base import OperatorModel
+from operators.base import OperatorModel, check_ints
 
 __all__ = ["FNO", "FNOBlock", "SoftGating", "SpectralConv", "spectral_resample"]
 
@@ -494,10 +494,8 @@ class FNO(OperatorModel):
         super().__init__()
         self.n_modes = _check_n_modes(n_modes)
         self.n_dims = n_dims = len(self.n_modes)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("hidden_channels", hidden_channels), ("n_layers", n_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_ints(in_channels=in_channels, out_channels=out_channels,
+                   hidden_channels=hidden_channels, n_layers=n_layers)
         if positional_embedding not in ("grid", None):
             raise ValueError(f"positional_embedding must be 'grid' or None, "
                              f"got {positional_embedding!r}")

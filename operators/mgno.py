@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from operators.base import OperatorModel
+from operators.base import OperatorModel, check_int, check_ints
 
 PADDING_MODES = ("zeros", "circular", "reflect")
 
@@ -173,13 +173,10 @@ class MgNO(OperatorModel):
                  pre_smooth: int = 1, coarsest_smooth: int = 2, post_smooth: int = 0,
                  padding_mode: str = "zeros") -> None:
         super().__init__()
-        for name, value, minimum in (
-                ("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                ("hidden_channels", hidden_channels, 1), ("n_layers", n_layers, 1),
-                ("levels", levels, 1), ("pre_smooth", pre_smooth, 1),
-                ("coarsest_smooth", coarsest_smooth, 1), ("post_smooth", post_smooth, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        check_ints(in_channels=in_channels, out_channels=out_channels,
+                   hidden_channels=hidden_channels, n_layers=n_layers, levels=levels,
+                   pre_smooth=pre_smooth, coarsest_smooth=coarsest_smooth)
+        check_int(post_smooth, "post_smooth", 0)
         if n_dims not in (1, 2):
             raise ValueError(f"n_dims must be 1 or 2, got {n_dims!r}")
         if padding_mode not in PADDING_MODES:

@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from operators.base import OperatorModel, model_from_checkpoint
+from operators.base import OperatorModel, check_int, model_from_checkpoint
 from operators.fno import FNO
 
 __all__ = ["ClosureEnsemble", "HybridLorenz96", "LocalMLPClosure", "MNOClosure", "NextStateFNO",
@@ -120,16 +120,10 @@ def lorenz96_coarse_tendency(X: torch.Tensor, F: float | torch.Tensor) -> torch.
 # --------------------------------------------------------------------------------------------
 # Closures
 # --------------------------------------------------------------------------------------------
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _check_steps(n_steps: Any, save_every: Any) -> tuple[int, int]:
     """Validate a rollout length and its saving interval (``n_steps`` a multiple of it)."""
-    n_steps = _check_int(n_steps, "n_steps", 1)
-    save_every = _check_int(save_every, "save_every", 1)
+    n_steps = check_int(n_steps, "n_steps", 1)
+    save_every = check_int(save_every, "save_every", 1)
     if n_steps % save_every:
         raise ValueError(f"n_steps ({n_steps}) must be a multiple of save_every ({save_every})")
     return n_steps, save_every
@@ -155,7 +149,7 @@ class _ChannelIO:
 
     def _setup_io(self, history: int, use_forcing_channel: bool, input_mean: float,
                   input_std: float, output_mean: float, output_std: float) -> int:
-        self.history = _check_int(history, "history", 0)
+        self.history = check_int(history, "history", 0)
         self.use_forcing_channel = bool(use_forcing_channel)
         self.input_mean = _check_scale(input_mean, "input_mean", positive=False)
         self.input_std = _check_scale(input_std, "input_std", positive=True)
@@ -299,9 +293,9 @@ class LocalMLPClosure(_ChannelIO, OperatorModel):
         super().__init__()
         in_channels = self._setup_io(history, use_forcing_channel, input_mean, input_std,
                                      output_mean, output_std)
-        self.stencil = _check_int(stencil, "stencil", 0)
-        _check_int(hidden_channels, "hidden_channels", 1)
-        _check_int(n_hidden_layers, "n_hidden_layers", 1)
+        self.stencil = check_int(stencil, "stencil", 0)
+        check_int(hidden_channels, "hidden_channels", 1)
+        check_int(n_hidden_layers, "n_hidden_layers", 1)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                              f"got {activation!r}")
@@ -355,7 +349,7 @@ class PolynomialClosure(OperatorModel):
 
     def __init__(self, *, degree: int = 3) -> None:
         super().__init__()
-        self.degree = _check_int(degree, "degree", 0)
+        self.degree = check_int(degree, "degree", 0)
         self.coefficients = nn.Parameter(torch.zeros(self.degree + 1))
 
     def forward(self, x: torch.Tensor, F: float | torch.Tensor | None = None) -> torch.Tensor:

@@ -22,13 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from operators.base import OperatorModel
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+from operators.base import OperatorModel, check_ints
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel: int, groups: int) -> nn.Sequential:
@@ -66,8 +60,8 @@ class UNet1d(OperatorModel):
     def __init__(self, *, in_channels: int, out_channels: int, features: int = 16,
                  depth: int = 3, kernel: int = 3, groups: int = 4) -> None:
         super().__init__()
-        _check_positive(in_channels=in_channels, out_channels=out_channels, features=features,
-                        depth=depth, kernel=kernel, groups=groups)
+        check_ints(in_channels=in_channels, out_channels=out_channels, features=features,
+                   depth=depth, kernel=kernel, groups=groups)
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd, got {kernel}")
         if features % groups:

@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 
 from operators.autoregressive import AutoregressiveStepper
-from operators.base import build, load_model
+from operators.base import load_model
 from surrogates import pde_metrics
 from surrogates.data.common import trajectory_pairs, write_json
 from surrogates.data.pdebench import open_pdebench_files
@@ -138,8 +138,6 @@ def build_stepper(model: str, n_params: int, *, context: int = 1,
         config["n_params"] = n_params
     if warmup_epochs is None:
         warmup_epochs = CAPE_WARMUP_EPOCHS if is_cape else 0
-    torch.manual_seed(seed)
-    build(step_class, config)  # validate before wrapping, for a clear error
     torch.manual_seed(seed)
     return AutoregressiveStepper(step_class=step_class, step_config=config, n_params=n_params,
                                  context=context, aux_weight=aux_weight,
