@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import operator
 import os
 import tempfile
 from collections.abc import Callable
@@ -39,10 +40,15 @@ def _to_json_value(value: Any) -> Any:
 
 
 def check_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) >= ``minimum``; ``ValueError`` naming it else."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` as an ``int`` if it is an integer (Python or NumPy, not a bool) >= ``minimum``;
+    ``ValueError`` naming it else."""
+    try:
+        i = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        i = None
+    if i is None or i < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return i
 
 
 def check_ints(minimum: int = 1, **values: Any) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from operators.base import check_int
 from surrogates.data.common import check_schema, open_netcdf, provenance_attrs
 from surrogates.solvers import darcy
 
@@ -54,12 +55,6 @@ def _real(name: str, value, *, positive: bool) -> float:
     if not np.isfinite(value) or (positive and value <= 0):
         raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}, got {value!r}")
     return float(value)
-
-
-def _integer(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass
@@ -105,10 +100,10 @@ class DarcyDataConfig:
     tau: float = 3.0
 
     def __post_init__(self):
-        self.n_samples = _integer("n_samples", self.n_samples, 1)
-        self.n = _integer("n", self.n, 2)
-        self.seed = _integer("seed", self.seed, 0)
-        self.batch_size = _integer("batch_size", self.batch_size, 1)
+        self.n_samples = check_int(self.n_samples, "n_samples", 1)
+        self.n = check_int(self.n, "n", 2)
+        self.seed = check_int(self.seed, "seed", 0)
+        self.batch_size = check_int(self.batch_size, "batch_size", 1)
         if self.coefficient not in COEFFICIENTS:
             raise ValueError(f"coefficient must be one of {sorted(COEFFICIENTS)}, got "
                              f"{self.coefficient!r}")

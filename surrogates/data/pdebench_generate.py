@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from operators.base import atomic_write
+from operators.base import atomic_write, check_int
 from surrogates import __version__
 from surrogates.data.common import refuse_existing
 from surrogates.data.pdebench import (
@@ -38,12 +38,6 @@ _PDE_TIME_DEFAULTS: dict[str, tuple[float, int]] = {
 
 #: Name of the file attribute holding the resolved :class:`PDE1DGenerateConfig` as JSON.
 CONFIG_ATTR = "surrogates_config"
-
-
-def _int_field(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _float_tuple(name: str, value: Any) -> tuple[float, ...]:
@@ -158,15 +152,15 @@ class PDE1DGenerateConfig:
         elif self.rho is not None:
             raise ValueError(f"rho is a parameter of diffusion-reaction only, not of {pde}; "
                              "leave it unset")
-        self.n_samples = _int_field("n_samples", self.n_samples, 1)
-        self.N = _int_field("N", self.N, 8)
-        self.seed = _int_field("seed", self.seed, 0)
-        self.k_max = _int_field("k_max", self.k_max, 1)
-        self.n_modes = _int_field("n_modes", self.n_modes, 1)
-        self.batch_size = _int_field("batch_size", self.batch_size, 1)
+        self.n_samples = check_int(self.n_samples, "n_samples", 1)
+        self.N = check_int(self.N, "N", 8)
+        self.seed = check_int(self.seed, "seed", 0)
+        self.k_max = check_int(self.k_max, "k_max", 1)
+        self.n_modes = check_int(self.n_modes, "n_modes", 1)
+        self.batch_size = check_int(self.batch_size, "batch_size", 1)
         t_default, frames_default = _PDE_TIME_DEFAULTS[pde]
-        self.n_frames = _int_field("n_frames", frames_default if self.n_frames is None
-                                   else self.n_frames, 2)
+        self.n_frames = check_int(frames_default if self.n_frames is None else self.n_frames,
+                                  "n_frames", 2)
         t_end = t_default if self.t_end is None else self.t_end
         if (isinstance(t_end, bool) or not isinstance(t_end, int | float | np.integer
                                                       | np.floating)
