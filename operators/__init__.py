@@ -7,6 +7,7 @@ from a checkpoint without pickled code (:mod:`operators.base`).
 from operators.autoregressive import AutoregressiveStepper
 from operators.base import OperatorModel, build, load_model, save_model
 from operators.cape import CAPEOperator
+from operators.deeponet import DeepONet
 from operators.fno import FNO
 from operators.mgno import MgNO
 from operators.mno import (
@@ -19,6 +20,7 @@ from operators.mno import (
 from operators.normalization import NormalizedOperator, Normalizer
 from operators.unet import UNet1d
 
-__all__ = ["FNO", "AutoregressiveStepper", "CAPEOperator", "HybridLorenz96", "LocalMLPClosure",
-           "MgNO", "MNOClosure", "NextStateFNO", "NormalizedOperator", "Normalizer",
-           "OperatorModel", "PolynomialClosure", "UNet1d", "build", "load_model", "save_model"]
+__all__ = ["FNO", "AutoregressiveStepper", "CAPEOperator", "DeepONet", "HybridLorenz96",
+           "LocalMLPClosure", "MgNO", "MNOClosure", "NextStateFNO", "NormalizedOperator",
+           "Normalizer", "OperatorModel", "PolynomialClosure", "UNet1d", "build", "load_model",
+           "save_model"]

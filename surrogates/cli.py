@@ -671,7 +671,10 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
     conditions against the fully resolved solver (with coarse physics alone as a baseline):
     skill by lead time, valid prediction time, climate statistics, stability and cost. For a
     rollout run (`surrogates train rollout`) it scores full autoregressive rollouts with
-    PDEBench's metrics, overall and per parameter value (held-out values: --split all).
+    PDEBench's metrics, overall and per parameter value (held-out values: --split all). For
+    a DeepONet acoustics run (`surrogates train deeponet`) it predicts whole fields of
+    held-out sources: RMSE in Pa and relative L2 over the field and per receiver, and the
+    time per field against the solver's.
     """
     from surrogates.hybrid import CLOSURE_CLASSES, HybridEvaluationConfig
     from surrogates.runs import RUN_CONFIG_NAME, evaluate_run
@@ -688,6 +691,12 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
             click.echo(f"{key}: nRMSE {scores['nrmse']:.4f}, RMSE {scores['rmse']:.4g}, max "
                        f"error {scores['max_error']:.4g} ({scores['n_samples']} samples)")
         click.echo(f"wrote {out}")
+        return
+    if config_path.is_file() and json.loads(config_path.read_text()).get("kind") == \
+            "deeponet_acoustics":
+        from surrogates.cli_acoustics import evaluate_command
+
+        evaluate_command(run_dir, data_path, split, out)
         return
     if (config_path.is_file()
             and json.loads(config_path.read_text())["model_class"] in CLOSURE_CLASSES):
@@ -764,6 +773,10 @@ def demo(out_dir, overwrite, quick) -> None:
     click.echo(report.read_text())
     click.echo(f"report written to {out.resolve()}")
 
+
+from surrogates import cli_acoustics  # noqa: E402  (needs the groups defined above)
+
+cli_acoustics.register(generate, train)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

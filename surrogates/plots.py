@@ -163,3 +163,26 @@ def pinn_solution(coords: Sequence[str], axes: Sequence[np.ndarray], u: np.ndarr
         fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def field_snapshots(truth: np.ndarray, prediction: np.ndarray, times: np.ndarray,
+                    axes: Sequence[np.ndarray], path: str | os.PathLike) -> None:
+    """Truth, prediction and error of 2D pressure fields ``(frames, nx, ny)`` in Pa, one row per
+    time (``times`` in s, ``axes`` the x and y node coordinates in m)."""
+    n = len(truth)
+    fig, panels = plt.subplots(n, 3, figsize=(11, 3.2 * n + 0.4), squeeze=False)
+    extent = (float(axes[0][0]), float(axes[0][-1]), float(axes[1][0]), float(axes[1][-1]))
+    for row in range(n):
+        lim = float(np.abs(truth[row]).max()) or 1.0
+        error = prediction[row] - truth[row]
+        for ax, field, title, vmax in zip(
+                panels[row], (truth[row], prediction[row], error),
+                (f"solver, t = {1e3 * times[row]:.2f} ms", "DeepONet", "DeepONet - solver"),
+                (lim, lim, float(np.abs(error).max()) or 1.0), strict=True):
+            image = ax.imshow(field.T, origin="lower", extent=extent, cmap="RdBu_r",
+                              vmin=-vmax, vmax=vmax)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("x (m)")
+            ax.set_ylabel("y (m)")
+            fig.colorbar(image, ax=ax, fraction=0.046, label="Pa")
+    _save(fig, path)

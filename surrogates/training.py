@@ -174,10 +174,26 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0), False
 
 
-def _loss_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """Prediction and target in the space the loss is computed in (normalised if available)."""
+def _to_device(x: torch.Tensor | tuple | list, device: torch.device):
+    """A tensor, or a tuple/list of tensors, moved to ``device``."""
+    if isinstance(x, tuple | list):
+        return type(x)(v.to(device) for v in x)
+    return x.to(device)
+
+
+def _batch_size(x: torch.Tensor | tuple | list) -> int:
+    return len(x[0]) if isinstance(x, tuple | list) else len(x)
+
+
+def _loss_inputs(model: torch.nn.Module, x: torch.Tensor | tuple | list, y: torch.Tensor):
+    """Prediction and target in the space the loss is computed in (normalised if available).
+
+    An input that is a tuple or list of tensors is passed as separate arguments,
+    ``model(*x)`` (e.g. DeepONet's ``(branch, trunk)``)."""
     if hasattr(model, "forward_normalized"):
         return model.forward_normalized(x), model.target_normalizer.encode(y)
+    if isinstance(x, tuple | list):
+        return model(*x), y
     return model(x), y
 
 
@@ -202,9 +218,9 @@ def evaluate_loss(model: torch.nn.Module, dataset: Dataset, loss: str = "relativ
     model.eval()
     total, count = 0.0, 0
     for x, y in DataLoader(dataset, batch_size=batch_size):
-        x, y = x.to(device), y.to(device)
-        total += float(LOSSES[loss](*_loss_inputs(model, x, y))) * len(x)
-        count += len(x)
+        x, y = _to_device(x, device), y.to(device)
+        total += float(LOSSES[loss](*_loss_inputs(model, x, y))) * _batch_size(x)
+        count += _batch_size(x)
     model.train(was_training)
     return total / count
 
@@ -243,6 +259,9 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
         rollout curriculum, for instance); validation is always ``loss(model(x), y)``.
     train, validation : torch Dataset of ``(input, target)`` pairs
         Physical units; a NormalizedOperator's own normalisers are applied inside the loss.
+        An input may be a tuple of tensors, passed to the model as separate arguments
+        (DeepONet's ``((branch, trunk), target)`` items). A training set with
+        ``set_epoch(epoch)`` is told the epoch before each one (to redraw random points).
     config : TrainConfig
     run_dir : path-like, optional
         Folder for checkpoints, the best model and the history. Without it nothing is written
@@ -308,10 +327,12 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
             started = time.perf_counter()
             if hasattr(model, "set_epoch"):  # models with an epoch-dependent loss (curricula)
                 model.set_epoch(epoch, config.epochs)
+            if hasattr(train, "set_epoch"):  # datasets that redraw their points every epoch
+                train.set_epoch(epoch)
             model.train()
             total, count = 0.0, 0
             for x, y in loader:
-                x, y = x.to(device), y.to(device)
+                x, y = _to_device(x, device), y.to(device)
                 loss = _training_loss(model, x, y, loss_fn)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {float(loss)} at epoch "
@@ -323,8 +344,8 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
                 optimizer.step()
                 if per_batch:
                     scheduler.step()
-                total += float(loss.detach()) * len(x)
-                count += len(x)
+                total += float(loss.detach()) * _batch_size(x)
+                count += _batch_size(x)
             lr = optimizer.param_groups[0]["lr"]
             if not per_batch:
                 scheduler.step()
