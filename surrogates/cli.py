@@ -608,6 +608,8 @@ def solve() -> None:
 @click.option("--collocation", type=int, help="Residual points per step [1024].")
 @click.option("--optimizer", type=click.Choice(["adam", "lbfgs"]), help="[adam].")
 @click.option("--lr", type=float, help="Adam learning rate [1e-2 PIG, 1e-3 PINN].")
+@click.option("--lr-final", type=float,
+              help="Decay the Adam learning rate exponentially to this by the last step [off].")
 @click.option("--gaussians", type=int, help="PIG: number of Gaussians [100].")
 @click.option("--sigma", type=float, help="PIG: initial width in the [-1, 1] box [0.1].")
 @click.option("--boundary-weight", type=float, help="Weight of the boundary/initial terms [1].")
@@ -618,7 +620,7 @@ def solve() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_fail_cleanly
 def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, optimizer, lr,
-              gaussians, sigma, boundary_weight, seed, dtype, n_grid, overwrite) -> None:
+              lr_final, gaussians, sigma, boundary_weight, seed, dtype, n_grid, overwrite) -> None:
     """Train a PIG (or PINN) on one PDE; write the solution on a grid, a plot and the error."""
     from surrogates.pinn_runs import solve_to_folder
 
@@ -633,7 +635,7 @@ def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, opti
     if model == "pinn" and ({"n_gaussians", "sigma_init"} & set(model_kwargs)):
         raise click.UsageError("--gaussians / --sigma apply to --model pig only")
     flags = {"n_steps": steps, "n_collocation": collocation, "optimizer": optimizer, "lr": lr,
-             "boundary_weight": boundary_weight, "seed": seed, "dtype": dtype}
+             "lr_final": lr_final, "boundary_weight": boundary_weight, "seed": seed, "dtype": dtype}
     train_kwargs = {**table.get("train", {}), **{k: v for k, v in flags.items() if v is not None}}
     if model_kwargs:
         train_kwargs["model_kwargs"] = model_kwargs

@@ -6,11 +6,13 @@ reference solution. :func:`train` minimises the physics-informed loss
 
 .. math::
 
-    \mathcal{L}(\theta) = \frac{1}{n_r}\sum_{j} \lvert \mathcal{R}[u_\theta](\mathbf{x}_j)\rvert^2
+    \mathcal{L}(\theta) = \frac{1}{n_r}\sum_{j} \frac{\lvert \mathcal{R}[u_\theta](\mathbf{x}_j)
+      \rvert^2}{s_r^2}
       + \lambda \sum_{c} \omega_c \frac{1}{n_c}\sum_{j}
         \lvert \mathcal{B}_c[u_\theta](\mathbf{x}^c_j) - g_c(\mathbf{x}^c_j)\rvert^2
 
-(:math:`\lambda` = ``boundary_weight``, :math:`\omega_c` = ``Condition.weight``) for a Physics-
+(:math:`\lambda` = ``boundary_weight``, :math:`\omega_c` = ``Condition.weight``, :math:`s_r` =
+``Problem.residual_scale``, 1 by default) for a Physics-
 Informed Gaussians model or the plain-MLP PINN baseline of :mod:`operators.pig`, and
 :func:`evaluate` scores the result on a grid by the relative L2 error
 :math:`\lVert u_\theta - u_{\rm ref}\rVert_2 / \lVert u_{\rm ref}\rVert_2`.
@@ -263,7 +265,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class Problem:
-    """A PDE on a box, declared by its residual, side conditions and reference solution.
+    r"""A PDE on a box, declared by its residual, side conditions and reference solution.
 
     Parameters
     ----------
@@ -285,6 +287,12 @@ class Problem:
         The exact solution as a JAX function of one point, when known.
     description : str
         One line for reports.
+    residual_scale : float, default 1.0
+        :math:`s_r > 0`: the loss uses :math:`\mathcal{R}/s_r`. Set it to the size of the
+        residual's terms (e.g. the source amplitude) so that the residual and the side
+        conditions enter the loss on the same O(1) scale whatever the PDE's units; without it a
+        source of amplitude 2000 (Helmholtz with :math:`a_1 = a_2 = 10`) swamps the boundary
+        term and the fit drifts to the wrong solution of the PDE.
     """
 
     name: str
@@ -296,8 +304,11 @@ class Problem:
     coords: tuple[str, ...] | None = None
     exact: Callable | None = None
     description: str = ""
+    residual_scale: float = 1.0
 
     def __post_init__(self):
+        if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
+            raise ValueError(f"residual_scale must be finite and > 0, got {self.residual_scale!r}")
         lo = tuple(float(v) for v in self.lower)
         hi = tuple(float(v) for v in self.upper)
         if len(lo) != len(hi) or not lo or not all(b > a for a, b in zip(lo, hi, strict=True)):
@@ -401,7 +412,7 @@ def _loss_fn(problem: Problem, model, boundary_weight: float):
             return model.apply(params, x)
 
         res = jax.vmap(lambda x: problem.residual(u, x))(batch[0])
-        total = jnp.mean(res**2)
+        total = jnp.mean(res**2) / problem.residual_scale**2
         for c, pts in zip(conds, batch[1:], strict=True):
             err = jax.vmap(lambda x, c=c: c.errors(u, x))(pts)
             total = total + boundary_weight * c.weight * jnp.mean(err**2)
@@ -427,6 +438,7 @@ def train(
     resample: bool = True,
     optimizer: str = "adam",
     lr: float | None = None,
+    lr_final: float | None = None,
     seed: int = 0,
     boundary_weight: float = 1.0,
     dtype: str = "float32",
@@ -464,6 +476,11 @@ def train(
         trains Helmholtz so) but is not monotone.
     lr : float, optional
         Learning rate; default 1e-2 for PIG and 1e-3 for the PINN with Adam, None for L-BFGS.
+    lr_final : float, optional
+        Adam only: decay the learning rate exponentially from ``lr`` at the first step to
+        ``lr_final`` at the last, :math:`\eta_i = \eta_0 (\eta_{\rm final}/\eta_0)^{i/n}`;
+        None keeps it constant. A decaying rate removes the noise floor that resampled points
+        and a constant step leave on the final error.
     seed : int, default 0
         Seeds the initialisation, the points and the evaluation points.
     boundary_weight : float, default 1.0
@@ -500,8 +517,11 @@ def train(
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if not (math.isfinite(boundary_weight) and boundary_weight >= 0):
         raise ValueError(f"boundary_weight must be finite and >= 0, got {boundary_weight!r}")
-    if lr is not None and not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be finite and > 0, got {lr!r}")
+    for name, v in (("lr", lr), ("lr_final", lr_final)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+    if lr_final is not None and optimizer != "adam":
+        raise ValueError("lr_final (a decaying learning rate) applies to optimizer='adam' only")
     eval_every = max(1, n_steps // 20) if eval_every is None else eval_every
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
@@ -509,13 +529,15 @@ def train(
     if lr is None and optimizer == "adam":
         lr = 1e-2 if isinstance(net, PIG) else 1e-3
     if optimizer == "adam":
-        opt = optax.adam(lr)
+        schedule = lr if lr_final is None else optax.exponential_decay(
+            lr, transition_steps=n_steps, decay_rate=lr_final / lr)
+        opt = optax.adam(schedule)
     else:
         opt = optax.lbfgs(learning_rate=lr)
     config = {"problem": problem.name, "model": model_to_dict(net), "n_steps": n_steps,
               "n_collocation": n_collocation, "resample": resample, "optimizer": optimizer,
-              "lr": lr, "seed": seed, "boundary_weight": boundary_weight, "dtype": dtype,
-              "eval_every": eval_every, "n_eval": n_eval}
+              "lr": lr, "lr_final": lr_final, "seed": seed, "boundary_weight": boundary_weight,
+              "dtype": dtype, "eval_every": eval_every, "n_eval": n_eval}
 
     eval_pts = np.random.default_rng(seed).uniform(problem.lower, problem.upper,
                                                    size=(n_eval, problem.dim))

@@ -18,9 +18,11 @@ def test_solve_pig_writes_a_reloadable_solution(tmp_path):
     out = tmp_path / "pig"
     result = CliRunner().invoke(main, ["solve", "pig", "--pde", "helmholtz", "--a1", "1",
                                        "--a2", "1", "--steps", "150", "--gaussians", "40",
-                                       "--collocation", "256", "--grid", "21", "--out", str(out)])
+                                       "--collocation", "256", "--grid", "21", "--lr-final",
+                                       "1e-3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["lr_final"] == 1e-3
     ds = xr.open_dataset(out / "solution.nc")
     assert ds["u"].dims == ("x", "y") and ds["u"].shape == (21, 21)
     # The stored error is consistent with the reported relative L2 error.

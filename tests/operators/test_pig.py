@@ -5,6 +5,7 @@ a short training run, reproducibility and input errors.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -297,6 +298,28 @@ def test_lbfgs_float64_and_fixed_points():
     assert res.params["layers"][0]["W"].dtype == np.float64
     assert res.history["loss"][-1] < 1e-2 * res.history["loss"][0]
     assert np.isfinite(pinn.predict(res, np.array([[0.5]]))).all()
+
+
+def test_residual_scale_and_lr_final():
+    # Dividing the residual by s is the same loss, up to the factor 1/s^2, as multiplying the
+    # boundary weight by s^2 (same initialisation and points at step 0).
+    kw = {"n_steps": 1, "n_collocation": 32, "model_kwargs": PIG_KW, "n_eval": 0}
+    scaled = dataclasses.replace(POISSON, residual_scale=10.0)
+    a = pinn.train(scaled, "pig", boundary_weight=2.0, **kw)
+    b = pinn.train(POISSON, "pig", boundary_weight=200.0, **kw)
+    np.testing.assert_allclose(a.history["loss"][0], b.history["loss"][0] / 100.0, rtol=1e-5)
+    # an exponential decay from lr to lr is the constant rate; to a smaller rate it is not
+    kw["n_steps"] = 5
+    const = pinn.train(POISSON, "pig", lr=1e-2, **kw)
+    same = pinn.train(POISSON, "pig", lr=1e-2, lr_final=1e-2, **kw)
+    decayed = pinn.train(POISSON, "pig", lr=1e-2, lr_final=1e-4, **kw)
+    np.testing.assert_allclose(same.params["mu"], const.params["mu"], rtol=1e-6)
+    assert not np.allclose(decayed.params["mu"], const.params["mu"], rtol=1e-6)
+    assert decayed.config["lr_final"] == 1e-4
+    with pytest.raises(ValueError, match="residual_scale"):
+        dataclasses.replace(POISSON, residual_scale=0.0)
+    with pytest.raises(ValueError, match="lr_final"):
+        pinn.train(POISSON, "pig", n_steps=1, optimizer="lbfgs", lr_final=1e-3)
 
 
 # ----------------------------------------------------------------------------------------------
