@@ -72,9 +72,46 @@ def generate() -> None:
     """Run a reference solver and write a dataset (written atomically).
 
     lorenz96 and darcy write one netCDF4 file (darcy also PDEBench's 2D Darcy HDF5 layout with
-    --pdebench); advection, burgers and diffusion-reaction write PDEBench 1D HDF5 files, one per
-    parameter value.
+    --pdebench), or shards of it (--shard I/N or --shards N: OUT.shard-I-of-N.nc, which
+    `surrogates train --data OUT` reads back as one dataset); advection, burgers and
+    diffusion-reaction write PDEBench 1D HDF5 files, one per parameter value.
     """
+
+
+def _shard_options(func):
+    """--shard I/N, --shards N and --resume for generators that support sharding."""
+    for option in reversed([
+        click.option("--shard", "shard", help="Write only shard I of N (e.g. 3/64): samples "
+                     "of one contiguous block, to OUT.shard-I-of-N.nc (for job arrays)."),
+        click.option("--shards", "n_shards", type=click.IntRange(min=1),
+                     help="Write all N shards, one after another, to OUT.shard-I-of-N.nc."),
+        click.option("--resume", is_flag=True, help="With --shard/--shards: keep shards whose "
+                     "files exist and validate, generate the rest."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _generate_sharded(generate_fn, config, out, shard, n_shards, resume, overwrite) -> bool:
+    """Write the requested shards; False when no sharding was asked for."""
+    from surrogates.data.shards import generate_shards, parse_shard
+
+    if shard is None and n_shards is None:
+        if resume:
+            raise click.UsageError("--resume applies to --shard / --shards")
+        return False
+    if shard is not None and n_shards is not None:
+        raise click.UsageError("give --shard I/N (one shard) or --shards N (all), not both")
+    index, count = parse_shard(shard) if shard is not None else (None, n_shards)
+    started = time.perf_counter()
+    written = generate_shards(generate_fn, config, dataclasses.asdict(config), out, count,
+                              indices=None if index is None else [index], resume=resume,
+                              overwrite=overwrite)
+    for path, new in written:
+        click.echo(f"{'wrote' if new else 'kept (complete)'} {path}")
+    click.echo(f"{sum(new for _, new in written)} shard(s) written in "
+               f"{time.perf_counter() - started:.1f} s")
+    return True
 
 
 @generate.command("lorenz96")
@@ -98,9 +135,12 @@ def generate() -> None:
 @click.option("--seed", type=int, help="Seed of the initial states [0].")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Precision [float64].")
 @click.option("--no-fast", is_flag=True, default=None, help="Do not store Y (and Z).")
+@click.option("--batch-size", type=int, help="Samples integrated at once [256].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@_shard_options
 @_fail_cleanly
-def generate_lorenz96(out, config_path, no_fast, overwrite, **flags) -> None:
+def generate_lorenz96(out, config_path, no_fast, overwrite, shard, n_shards, resume,
+                      **flags) -> None:
     """Multiscale Lorenz-96 trajectories with their exact subgrid forcing."""
     from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
     from surrogates.data.common import refuse_existing, write_netcdf
@@ -108,6 +148,8 @@ def generate_lorenz96(out, config_path, no_fast, overwrite, **flags) -> None:
     if no_fast:
         flags["store_fast"] = False
     config = config_from(Lorenz96DataConfig, _read_toml(config_path), flags)
+    if _generate_sharded(generate_lorenz96, config, out, shard, n_shards, resume, overwrite):
+        return
     refuse_existing(out, overwrite)  # fail before the integration, not after
     started = time.perf_counter()
     ds = generate_lorenz96(config)
@@ -222,14 +264,24 @@ generate_diffusion_reaction = _pde1d_command("diffusion-reaction")
 @click.option("--batch-size", type=int, help="Fields solved at once [64].")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Precision [float64].")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@_shard_options
 @_fail_cleanly
-def generate_darcy(out, pdebench_path, config_path, overwrite, **flags) -> None:
+def generate_darcy(out, pdebench_path, config_path, overwrite, shard, n_shards, resume,
+                   **flags) -> None:
     """Darcy flow -div(a grad u) = f on the unit square (u = 0 on the walls): random a, u."""
     from surrogates.data.common import refuse_existing, write_netcdf
     from surrogates.data.darcy import DarcyDataConfig, generate_darcy
     from surrogates.data.pdebench import pdebench_darcy_file_name, write_pdebench_darcy
 
     config = config_from(DarcyDataConfig, _read_toml(config_path), flags)
+    if pdebench_path is not None and (shard is not None or n_shards is not None):
+        raise click.UsageError("--pdebench writes one file: it does not combine with --shard "
+                               "or --shards")
+    try:
+        if _generate_sharded(generate_darcy, config, out, shard, n_shards, resume, overwrite):
+            return
+    except RuntimeError as err:  # DarcyConvergenceError: one line, exit code 1
+        raise click.ClickException(str(err)) from err
     if pdebench_path is not None and Path(pdebench_path).is_dir():
         pdebench_path = Path(pdebench_path) / pdebench_darcy_file_name(config.f)
     for path in (out, pdebench_path):  # fail before solving, not after
@@ -282,7 +334,8 @@ def _fit_options(func):
     """Options of the optimisation (TrainConfig fields) and of resuming."""
     for option in reversed([
         click.option("--epochs", type=int, help="Epochs [50]."),
-        click.option("--batch-size", type=int, help="Batch size [32]."),
+        click.option("--batch-size", type=int, help="Global batch size: under torchrun the "
+                                                     "sum over processes [32]."),
         click.option("--lr", type=float, help="Learning rate [1e-3]."),
         click.option("--weight-decay", type=float, help="Weight decay [0]."),
         click.option("--optimizer", type=click.Choice(["adam", "adamw"])),
@@ -291,7 +344,10 @@ def _fit_options(func):
         click.option("--patience", type=int, help="Early-stopping patience in epochs [off]."),
         click.option("--grad-clip", type=float, help="Clip the gradient norm to this [off]."),
         click.option("--seed", type=int, help="Seed of weights and batches [0]."),
-        click.option("--device", help="auto, cpu, cuda, cuda:1, ... [auto]."),
+        click.option("--device", help="auto, cpu, cuda, cuda:1, ... [auto]; under torchrun "
+                                      "each process takes cuda:LOCAL_RANK."),
+        click.option("--amp", is_flag=True, default=None,
+                     help="Mixed precision (float16 autocast + GradScaler); CUDA only."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its "
                                                      "checkpoint."),
     ]):
@@ -324,6 +380,8 @@ def _train(data, run_dir, model_class, model, train_flags, table, resume, overwr
     from surrogates.runs import train_ensemble, train_operator
     from surrogates.training import TrainConfig
 
+    if train_flags.pop("stream", None):
+        data = dataclasses.replace(data, stream=True)
     train_config = config_from(TrainConfig, table.get("train", {}), train_flags)
     if members > 1:
         results = train_ensemble(data, run_dir, n_members=members, model_class=model_class,
@@ -344,6 +402,9 @@ def _train(data, run_dir, model_class, model, train_flags, table, resume, overwr
 _HISTORY = click.option("--history", type=click.IntRange(min=0),
                         help="Past saved frames of X given to the closure as extra channels "
                              "[0]; evaluate it with --dt-factor equal to the data's save_every.")
+_STREAM = click.option("--stream", is_flag=True, default=None,
+                       help="Read batches lazily from disk (dask) instead of loading the data: "
+                            "for datasets or shard sets larger than memory.")
 _MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Train an ensemble of this many closures (seeds seed, seed+1, ...).")
 
@@ -356,6 +417,7 @@ _MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show
 @click.option("--positional-embedding", type=click.Choice(["grid", "none"]),
               help="Append grid coordinates to the input [none: periodic, shift-invariant].")
 @click.option("--domain-padding", type=float, help="Padding fraction for non-periodic data [0].")
+@_STREAM
 @_fit_options
 @_fail_cleanly
 def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, modes,
@@ -383,6 +445,7 @@ def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
 @click.option("--padding-mode", type=click.Choice(["zeros", "circular", "reflect"]),
               help="Boundary condition: zeros = Dirichlet, circular = periodic, reflect = "
                    "Neumann [zeros].")
+@_STREAM
 @_fit_options
 @_fail_cleanly
 def train_mgno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, width,
@@ -414,6 +477,7 @@ _CLOSURE_NOTE = ("The default target `closure_target` (RK4-step-averaged) suits 
 @click.option("--layers", type=int, help="Fourier layers [4].")
 @_HISTORY
 @_MEMBERS
+@_STREAM
 @_fit_options
 @_fail_cleanly
 def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, modes,
@@ -434,6 +498,7 @@ def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
 @click.option("--width", type=int, help="Hidden channels [32].")
 @_HISTORY
 @_MEMBERS
+@_STREAM
 @_fit_options
 @_fail_cleanly
 def train_local_mlp(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite,
@@ -470,6 +535,7 @@ def train_polynomial(data_path, run_dir, config_path, inputs, targets, spatial_d
 @click.option("--modes", type=int, help="Fourier modes kept [16].")
 @click.option("--width", type=int, help="Hidden channels [32].")
 @click.option("--layers", type=int, help="Fourier layers [4].")
+@_STREAM
 @_fit_options
 @_fail_cleanly
 def train_next_state_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite,

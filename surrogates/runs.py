@@ -23,15 +23,15 @@ import torch
 from operators.base import OperatorModel, build, load_model, registered, save_model
 from operators.mno import ClosureEnsemble, PolynomialClosure
 from operators.normalization import NormalizedOperator
-from surrogates import metrics, plots, uq
+from surrogates import distributed, metrics, plots, uq
 from surrogates.data.common import (
     TorchSplits,
     lead_pairs,
-    open_netcdf,
     split_samples,
     to_torch,
     write_json,
 )
+from surrogates.data.shards import open_dataset
 from surrogates.training import (
     CHECKPOINT_NAME,
     MODEL_NAME,
@@ -63,23 +63,41 @@ class DataSpec:
     lead: int = 0
     #: Past frames of the inputs added as channels (closures with ``history``).
     history: int = 0
+    #: Read batches lazily from disk (dask) instead of loading the dataset; normalisers from
+    #: streaming statistics (:func:`surrogates.data.streaming.to_torch_lazy`). ``path`` may
+    #: name one file or, for ``surrogates generate ... --shard``, the ``OUT`` of a shard set.
+    stream: bool = False
 
 
 def _splits(data: DataSpec) -> TorchSplits:
-    ds = open_netcdf(data.path)
+    ds = open_dataset(data.path, lazy=data.stream)
+    if data.stream:
+        from surrogates.data.streaming import to_torch_lazy
+
+        return to_torch_lazy(ds, inputs=data.inputs, targets=data.targets,
+                             spatial_dims=data.spatial_dims, fractions=data.fractions,
+                             seed=data.split_seed, lead=data.lead, history=data.history)
     return to_torch(ds, inputs=data.inputs, targets=data.targets, spatial_dims=data.spatial_dims,
                     fractions=data.fractions, seed=data.split_seed, lead=data.lead,
                     history=data.history)
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
-    """Create ``run_dir``; a non-empty one needs ``overwrite`` (it is replaced) or ``resume``."""
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        if not overwrite:
-            raise FileExistsError(f"run folder {run_dir} exists and is not empty; pass "
-                                  "--overwrite to replace it or --resume to continue it")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Create ``run_dir``; a non-empty one needs ``overwrite`` (it is replaced) or ``resume``.
+
+    Under ``torchrun`` rank 0 does it while the other ranks wait (a refusal is raised on every
+    rank)."""
+    ctx = distributed.context()
+    refuse = (run_dir.exists() and any(run_dir.iterdir()) and not resume and not overwrite)
+    ctx.barrier()  # every rank has looked before rank 0 touches anything
+    if refuse:
+        raise FileExistsError(f"run folder {run_dir} exists and is not empty; pass "
+                              "--overwrite to replace it or --resume to continue it")
+    if ctx.is_main:
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.barrier()
 
 
 def _scalar_statistics(splits: TorchSplits, increment: bool = False,
@@ -99,6 +117,9 @@ def _scalar_statistics(splits: TorchSplits, increment: bool = False,
              "input_std": float(splits.input_normalizer.std.reshape(-1)[0]),
              "output_mean": float(splits.target_normalizer.mean),
              "output_std": float(splits.target_normalizer.std)}
+    if increment and not hasattr(splits.train, "inputs"):
+        raise ValueError("emulators (predicts_increment) compute increment statistics in "
+                         "memory: train them without stream (--stream)")
     if increment:
         change = (splits.train.targets - splits.train.inputs[:, :1]).double()
         stats |= {"output_mean": float(change.mean()),
@@ -108,7 +129,7 @@ def _scalar_statistics(splits: TorchSplits, increment: bool = False,
 
 def _lead_mtu(data: DataSpec) -> float:
     """Time between an input frame and its target frame, from the dataset's time coordinate."""
-    time = open_netcdf(data.path)["time"].values
+    time = open_dataset(data.path, lazy=True)["time"].values
     if data.lead < 1 or len(time) <= data.lead:
         raise ValueError(f"an emulator needs targets a positive number of frames ahead: set "
                          f"lead (--lead) between 1 and {len(time) - 1}, got {data.lead}")
@@ -170,11 +191,13 @@ def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: s
     config_path = run_dir / RUN_CONFIG_NAME
     if resume and config_path.exists():
         saved = json.loads(config_path.read_text())
+        saved["data"] = dataclasses.asdict(DataSpec(**saved["data"]))  # fields added later
         for key in ("model_class", "model_config", "data"):
             if saved[key] != run_config[key]:
                 raise ValueError(f"cannot resume {run_dir}: its {key} was {saved[key]}, now "
                                  f"{run_config[key]}; start a new run folder instead")
-    write_json(run_config, config_path)
+    if distributed.context().is_main:
+        write_json(run_config, config_path)
     return fit(model, splits.train, splits.validation, train_config, run_dir, resume=resume)
 
 
@@ -225,6 +248,8 @@ def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree
     """
     run_dir = Path(run_dir)
     prepare_run_dir(run_dir, overwrite, resume=False)
+    if data.stream:
+        raise ValueError("the polynomial closure is fitted in memory: drop stream from [data]")
     splits = _splits(data)
     _scalar_statistics(splits)  # one input and one target
     model = PolynomialClosure(degree=degree).fit_least_squares(splits.train.inputs,
@@ -292,7 +317,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     model, config = load_run(run_dir)
     spec = DataSpec(**config["data"])
     data_path = Path(data_path or spec.path)
-    ds = open_netcdf(data_path)
+    ds = open_dataset(data_path)
     if split == "all":
         idx = np.arange(ds.sizes["sample"])
     else:

@@ -11,6 +11,13 @@ A run folder holds
 
 Resuming from ``checkpoint.pt`` with the same configuration ends with the same weights as an
 uninterrupted run (CPU, deterministic mode, the same number of intra-op threads).
+
+Data parallel: :func:`fit` runs unchanged under ``torchrun --nproc-per-node N`` (DDP; NCCL on
+GPUs, gloo on CPUs; see :mod:`surrogates.distributed`). ``TrainConfig.batch_size`` is the
+*global* batch size (the examples of one optimiser step over all processes; each process
+takes about ``batch_size / N`` of them), so a one-process run means what it always meant and an
+N-process run follows the same loss curve. Only rank 0 writes files; the checkpoint does not
+depend on the number of processes, so a run can resume on a different number of them.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from tqdm.auto import tqdm
 
 from operators.base import OperatorModel, atomic_torch_save, model_checkpoint, save_model
+from surrogates import distributed
 from surrogates.data.common import write_json
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -78,7 +86,7 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "relative_l2": relative_l2, "relative_h1": relative_h1, "mse": mse}
 
 #: Fields that may change between the run that wrote a checkpoint and the one resuming it.
-_RESUMABLE_CHANGES = {"epochs", "show_progress", "device", "patience"}
+_RESUMABLE_CHANGES = {"epochs", "show_progress", "device", "patience", "amp"}
 
 
 @dataclass
@@ -103,6 +111,13 @@ class TrainConfig:
     grad_clip : float or None
         Clip the global gradient norm to this value before each step (useful when the loss
         backpropagates through long rollouts).
+    batch_size : int
+        Global batch size: examples per optimiser step summed over all processes of a
+        ``torchrun`` job (each takes its slice); with one process, the plain batch size.
+    amp : bool
+        Mixed precision on CUDA (``torch.autocast`` to float16 with a ``GradScaler``). CUDA
+        only: :func:`fit` raises ``ValueError`` on a CPU device. Spectral layers (FNO) then run
+        their FFTs in float16, which cuFFT supports for power-of-two grid sizes only.
     """
 
     epochs: int = 50
@@ -120,6 +135,7 @@ class TrainConfig:
     deterministic: bool = True
     show_progress: bool = True
     grad_clip: float | None = None
+    amp: bool = False
 
     def __post_init__(self):
         choices = {"optimizer": ("adam", "adamw"),
@@ -213,7 +229,14 @@ def evaluate_loss(model: torch.nn.Module, dataset: Dataset, loss: str = "relativ
     """Mean loss of ``model`` over ``dataset`` (weighted by batch size)."""
     if len(dataset) == 0:
         return math.nan
-    device = torch.device(device)
+    total, count = _loss_sum(model, dataset, loss, batch_size, torch.device(device))
+    return total / count
+
+
+@torch.no_grad()
+def _loss_sum(model: torch.nn.Module, dataset: Dataset, loss: str, batch_size: int,
+              device: torch.device) -> tuple[float, int]:
+    """``(sum over batches of batch-mean loss x batch size, number of examples)``."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -222,6 +245,16 @@ def evaluate_loss(model: torch.nn.Module, dataset: Dataset, loss: str = "relativ
         total += float(LOSSES[loss](*_loss_inputs(model, x, y))) * _batch_size(x)
         count += _batch_size(x)
     model.train(was_training)
+    return total, count
+
+
+def _distributed_validation(model: torch.nn.Module, dataset: Dataset, loss: str,
+                            ctx: distributed.DistributedContext, device: torch.device) -> float:
+    """Validation loss over all ranks: each scores its contiguous block, sums are reduced."""
+    part = Subset(dataset, range(len(dataset))[distributed.rank_slice(len(dataset), ctx.rank,
+                                                                       ctx.world_size)])
+    total, count = _loss_sum(model, part, loss, 256, device) if len(part) else (0.0, 0)
+    total, count = distributed.all_reduce_sum([total, count], ctx, device).tolist()
     return total / count
 
 
@@ -278,7 +311,11 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
     config = config or TrainConfig()
     if len(train) == 0:
         raise ValueError("the training dataset is empty")
-    device = resolve_device(config.device)
+    ctx = distributed.context(config.device)
+    device = ctx.device(config.device) if ctx.enabled else resolve_device(config.device)
+    if config.amp and device.type != "cuda":
+        raise ValueError(f"amp (mixed precision) needs a CUDA device, but training runs on "
+                         f"{device}; drop amp (--amp) on CPUs")
     run_path = Path(run_dir) if run_dir is not None else None
     checkpoint_path = run_path / CHECKPOINT_NAME if run_path else None
     if resume and checkpoint_path is None:
@@ -286,11 +323,13 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
     if checkpoint_path is not None and checkpoint_path.exists() and not resume:
         raise FileExistsError(f"{checkpoint_path} exists: pass resume=True (--resume) to continue "
                               "that run, or choose a new run folder")
+    writes = run_path is not None and ctx.is_main
 
     model.to(device)
     optimizer = _make_optimizer(model, config)
     batches_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler, per_batch = _make_scheduler(optimizer, config, batches_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if config.amp else None
     loader_rng = torch.Generator().manual_seed(config.seed)
     result = TrainResult()
     epochs_since_best, start_epoch = 0, 0
@@ -303,6 +342,8 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and "grad_scaler" in state:
+            scaler.load_state_dict(state["grad_scaler"])
         torch.set_rng_state(state["torch_rng"])
         loader_rng.set_state(state["loader_rng"])
         result = TrainResult(**json.loads(state["result"]))
@@ -311,17 +352,32 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
         start_epoch = int(state["epoch"]) + 1
     else:
         torch.manual_seed(config.seed)
-    if run_path is not None:
+    if writes:
         run_path.mkdir(parents=True, exist_ok=True)
         write_json(dataclasses.asdict(config), run_path / "train_config.json")
 
-    loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, generator=loader_rng)
     loss_fn = LOSSES[config.loss]
+    if ctx.enabled:
+        # The single-process loader's order (same generator, same draws), cut per rank.
+        batch_sampler = distributed.GlobalBatchSampler(
+            RandomSampler(train, generator=loader_rng), config.batch_size, ctx.rank,
+            ctx.world_size)
+        loader = DataLoader(train, batch_sampler=batch_sampler, generator=loader_rng,
+)
+        step_module = torch.nn.parallel.DistributedDataParallel(
+            distributed.LossModule(model, lambda m, x, y: _training_loss(m, x, y, loss_fn)),
+            device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        batch_sampler = None
+        loader = DataLoader(train, batch_size=config.batch_size, shuffle=True,
+                            generator=loader_rng)
+        step_module = distributed.LossModule(
+            model, lambda m, x, y: _training_loss(m, x, y, loss_fn))
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
     bar = tqdm(range(start_epoch, config.epochs), desc="training", unit="epoch",
                initial=start_epoch, total=config.epochs,
-               disable=None if config.show_progress else True)
+               disable=None if config.show_progress and ctx.is_main else True)
     try:
         for epoch in bar:
             started = time.perf_counter()
@@ -329,28 +385,55 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
                 model.set_epoch(epoch, config.epochs)
             if hasattr(train, "set_epoch"):  # datasets that redraw their points every epoch
                 train.set_epoch(epoch)
+            if batch_sampler is not None:
+                batch_sampler.set_epoch(epoch)
             model.train()
             total, count = 0.0, 0
-            for x, y in loader:
+            for step, (x, y) in enumerate(loader):
                 x, y = _to_device(x, device), y.to(device)
-                loss = _training_loss(model, x, y, loss_fn)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {float(loss)} at epoch "
+                with torch.autocast("cuda", dtype=torch.float16, enabled=config.amp):
+                    loss = step_module(x, y)
+                if ctx.enabled:
+                    # This rank's share of the global batch weights its mean loss, so that the
+                    # gradient DDP averages is that of the global-batch mean loss.
+                    n_global = min(config.batch_size, len(train) - step * config.batch_size)
+                    block = distributed.rank_slice(n_global, ctx.rank, ctx.world_size)
+                    n_local = block.stop - block.start
+                    batch_sum = float(distributed.all_reduce_sum(
+                        [float(loss.detach()) * n_local], ctx, device)[0])
+                    value, n_batch = batch_sum / n_global, n_global
+                    loss = loss * (n_local * ctx.world_size / n_global)
+                else:
+                    value, n_batch = float(loss.detach()), _batch_size(x)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"training loss became {value} at epoch "
                                              f"{epoch}; lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if config.grad_clip is not None:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if config.grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    optimizer.step()
                 if per_batch:
                     scheduler.step()
-                total += float(loss.detach()) * _batch_size(x)
-                count += _batch_size(x)
+                total += value * n_batch
+                count += n_batch
             lr = optimizer.param_groups[0]["lr"]
             if not per_batch:
                 scheduler.step()
-            val = (evaluate_loss(model, validation, config.loss, device=device)
-                   if validation is not None and len(validation) else math.nan)
+            if validation is None or not len(validation):
+                val = math.nan
+            elif ctx.enabled:
+                val = _distributed_validation(model, validation, config.loss, ctx, device)
+            else:
+                val = evaluate_loss(model, validation, config.loss, device=device)
             record = {"epoch": epoch, "train_loss": total / count, "validation_loss": val,
                       "lr": lr, "seconds": time.perf_counter() - started}
             result.history.append(record)
@@ -364,11 +447,11 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
             bar.set_postfix(train=f"{record['train_loss']:.3e}", val=f"{val:.3e}")
             if config.patience is not None and epochs_since_best >= config.patience:
                 result.stopped_early = True
-            if run_path is not None:
+            if writes:
                 if improved:
                     save_model(model, run_path / MODEL_NAME)
-                atomic_torch_save({
-                    "model": model_checkpoint(model),
+                state = {
+                    "model": model_checkpoint(model),  # the unwrapped module: any world size
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "torch_rng": torch.get_rng_state(),
@@ -377,11 +460,16 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
                     "epochs_since_best": epochs_since_best,
                     "result": json.dumps(dataclasses.asdict(result)),
                     "train_config": json.dumps(dataclasses.asdict(config)),
-                }, checkpoint_path)
+                }
+                if scaler is not None:
+                    state["grad_scaler"] = scaler.state_dict()
+                atomic_torch_save(state, checkpoint_path)
                 write_json(result.history, run_path / "history.json")
             if result.stopped_early:
                 break
     finally:
         bar.close()
         torch.use_deterministic_algorithms(deterministic_before)
+    ctx.barrier()  # every rank returns once rank 0 has written the files
     return result
+

@@ -29,6 +29,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from surrogates.data.common import check_schema, open_netcdf, provenance_attrs
+from surrogates.data.shards import map_over_devices
 from surrogates.solvers import lorenz96
 
 #: Grid dimension of the slow variables: operators see (batch, channels, k).
@@ -122,30 +123,53 @@ def spin_up(state: lorenz96.Lorenz96State, params: lorenz96.Lorenz96Params,
                           spinup_steps=2 * config.spinup_steps - 1, dtype=config.dtype).final_state
 
 
+def _integrate_samples(config: Lorenz96DataConfig, start: int, stop: int, show_progress: bool):
+    """Trajectories and parameters of global samples ``start .. stop - 1``."""
+    state = lorenz96.random_initial_state(stop - start, config.K, config.J, config.I,
+                                          seed=config.seed, sample_offset=start)
+    params = {p: np.full(stop - start, float(getattr(config, p))) for p in _PARAMETERS}
+    params["F"] = sample_forcing(config, np.arange(start, stop))
+    solver_params = lorenz96.Lorenz96Params(**params)
+    state = spin_up(state, solver_params, config)
+    trajectory = lorenz96.solve(state, solver_params, dt=config.dt,
+                                n_steps=config.n_steps, save_every=config.save_every,
+                                dtype=config.dtype, show_progress=show_progress)
+    return trajectory, params
+
+
 def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
-                      show_progress: bool = True) -> xr.Dataset:
+                      samples: range | None = None, show_progress: bool = True) -> xr.Dataset:
     """Integrate ``config.n_samples`` trajectories and return them as a dataset.
 
-    Sample ``n`` depends only on ``(config.seed, n)``, never on how samples are batched.
+    Sample ``n`` depends only on ``(config.seed, n)``, never on how samples are batched,
+    sharded or spread over devices: the initial state and F of sample ``n`` come from its own
+    generator, and the solver integrates fixed-width lanes, so the values are identical bit
+    for bit.
+
+    Parameters
+    ----------
+    samples : range, optional
+        Global sample indices to generate (a shard, see :mod:`surrogates.data.shards`);
+        default all ``range(config.n_samples)``. The ``sample`` coordinate holds them.
+
+    Each batch of ``config.batch_size`` samples is split over the JAX devices
+    (:func:`surrogates.data.shards.map_over_devices`; one device: unchanged).
     """
+    samples = range(config.n_samples) if samples is None else samples
+    if samples.step != 1 or len(samples) == 0 or samples.start < 0 \
+            or samples.stop > config.n_samples:
+        raise ValueError(f"samples must be a non-empty contiguous range within "
+                         f"[0, {config.n_samples}), got {samples}")
     batches = []
-    starts = range(0, config.n_samples, config.batch_size)
+    starts = range(samples.start, samples.stop, config.batch_size)
     # One bar over batches when there are several, else the solver's own bar over time steps.
     several = len(starts) > 1
     for start in tqdm(starts, desc="lorenz96", unit="batch",
                       disable=None if show_progress and several else True):
-        stop = min(start + config.batch_size, config.n_samples)
-        state = lorenz96.random_initial_state(stop - start, config.K, config.J, config.I,
-                                              seed=config.seed, sample_offset=start)
-        params = {p: np.full(stop - start, float(getattr(config, p))) for p in _PARAMETERS}
-        params["F"] = sample_forcing(config, np.arange(start, stop))
-        solver_params = lorenz96.Lorenz96Params(**params)
-        state = spin_up(state, solver_params, config)
-        trajectory = lorenz96.solve(state, solver_params, dt=config.dt,
-                                    n_steps=config.n_steps, save_every=config.save_every,
-                                    dtype=config.dtype,
-                                    show_progress=show_progress and not several)
-        batches.append((trajectory, params))
+        stop = min(start + config.batch_size, samples.stop)
+        batches += map_over_devices(
+            lambda lo, hi: _integrate_samples(config, lo, hi, show_progress and not several),
+            start, stop)
     time = batches[0][0].time
 
     def cat(field):
@@ -164,8 +188,8 @@ def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
         if p in ("d", "e", "g_z") and config.I == 0:
             continue
         data_vars[p] = (("sample",), np.concatenate([params[p] for _, params in batches]))
-    coords = {"sample": np.arange(config.n_samples), "time": time, "k": np.arange(config.K),
-              "j": np.arange(config.J)}
+    coords = {"sample": np.arange(samples.start, samples.stop), "time": time,
+              "k": np.arange(config.K), "j": np.arange(config.J)}
     if config.I > 0:
         coords["i"] = np.arange(config.I)
     ds = xr.Dataset(data_vars, coords=coords)

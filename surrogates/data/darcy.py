@@ -117,11 +117,13 @@ class DarcyDataConfig:
         self.tol = _real("tol", self.tol, positive=True)
 
 
-def generate_darcy(config: DarcyDataConfig | None = None, *,
+def generate_darcy(config: DarcyDataConfig | None = None, *, samples: range | None = None,
                    show_progress: bool = True) -> xr.Dataset:
     """Draw ``config.n_samples`` permeabilities, solve for each, return the dataset.
 
-    ``config`` defaults to ``DarcyDataConfig()``.
+    ``config`` defaults to ``DarcyDataConfig()``. ``samples`` (a contiguous range of global
+    sample indices, default all) generates only those: a shard (see
+    :mod:`surrogates.data.shards`); sample ``m`` depends on ``(seed, m)`` alone.
 
     Fields are solved ``batch_size`` at a time (the last batch padded to that size, so one
     compiled shape serves all). See the module docstring for the layout.
@@ -138,27 +140,33 @@ def generate_darcy(config: DarcyDataConfig | None = None, *,
         config = DarcyDataConfig()
     if not isinstance(config, DarcyDataConfig):
         raise TypeError(f"config must be a DarcyDataConfig, got {type(config).__name__}")
+    samples = range(config.n_samples) if samples is None else samples
+    if samples.step != 1 or len(samples) == 0 or samples.start < 0 \
+            or samples.stop > config.n_samples:
+        raise ValueError(f"samples must be a non-empty contiguous range within "
+                         f"[0, {config.n_samples}), got {samples}")
     make = COEFFICIENTS[config.coefficient]
     n, bs = config.n, config.batch_size
-    a_all = np.empty((config.n_samples, n, n), dtype=config.dtype)
+    first = samples.start
+    a_all = np.empty((len(samples), n, n), dtype=config.dtype)
     u_all = np.empty_like(a_all)
-    iterations = np.empty(config.n_samples, dtype=np.int64)
-    starts = range(0, config.n_samples, bs)
+    iterations = np.empty(len(samples), dtype=np.int64)
+    starts = range(samples.start, samples.stop, bs)
     for start in tqdm(starts, desc=f"darcy ({config.coefficient}, n={n})", unit="batch",
                       disable=None if show_progress else True):
-        count = min(bs, config.n_samples - start)
+        count = min(bs, samples.stop - start)
         a = make(count, n, config.seed, alpha=config.alpha, tau=config.tau, sample_offset=start)
         padded = a if count == bs or len(starts) == 1 else np.concatenate(
             [a, np.repeat(a[-1:], bs - count, axis=0)])
         sol = darcy.solve_darcy(padded, config.f, tol=config.tol, dtype=config.dtype)
-        a_all[start:start + count] = a
-        u_all[start:start + count] = sol.u[:count]
-        iterations[start:start + count] = sol.iterations[:count]
+        a_all[start - first:start - first + count] = a
+        u_all[start - first:start - first + count] = sol.u[:count]
+        iterations[start - first:start - first + count] = sol.iterations[:count]
     x = darcy.cell_centers(n)
     ds = xr.Dataset(
         {"a": (("sample", "y", "x"), a_all), "u": (("sample", "y", "x"), u_all),
          "iterations": (("sample",), iterations)},
-        coords={"sample": np.arange(config.n_samples), "y": x, "x": x})
+        coords={"sample": np.arange(samples.start, samples.stop), "y": x, "x": x})
     for name in ds.data_vars:
         ds[name].attrs = {"long_name": _LONG_NAMES[name], "units": "1"}
     ds["x"].attrs = {"long_name": "x of the cell centre", "units": "1"}
