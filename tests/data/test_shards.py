@@ -142,3 +142,27 @@ def test_cli_generates_and_resumes_shards_and_trains_on_them_streaming(tmp_path)
         "--layers", "1", "--epochs", "2", "--batch-size", "2", "--device", "cpu", "--stream"])
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_two_cpu_devices_give_the_one_device_data(tmp_path):
+    # XLA can split the host CPU into several devices; in a fresh process with two of them, a
+    # batch is generated as two blocks on two devices, and the data are the one-device data.
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys, jax, numpy as np\n"
+        "from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96\n"
+        "cfg = Lorenz96DataConfig(**json.loads(sys.argv[1]))\n"
+        "ds = generate_lorenz96(cfg, show_progress=False)\n"
+        "np.save(sys.argv[2], ds['X'].values)\n"
+        "print(len(jax.devices()))\n")
+    cfg = {"n_samples": 4, "K": 8, "J": 4, "n_steps": 20, "save_every": 5, "spinup_steps": 5,
+           "batch_size": 4}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(cfg), str(tmp_path / "x2")],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "2"
+    one = generate_lorenz96(Lorenz96DataConfig(**cfg), show_progress=False)["X"].values
+    np.testing.assert_array_equal(np.load(tmp_path / "x2.npy"), one)
