@@ -22,9 +22,13 @@ import numpy as np
 __all__ = [
     "AirfoilShape",
     "naca",
+    "naca4",
     "naca_mean_line",
     "naca_thickness",
+    "points_in_polygon",
     "read_selig",
+    "segment_distance",
+    "signed_distance",
     "write_selig",
 ]
 
@@ -107,6 +111,54 @@ def points_in_polygon(points, poly) -> np.ndarray:
             xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
         inside ^= crosses & (xc > x)
     return inside
+
+
+def segment_distance(points, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distance from each point to the nearest of a set of segments (vectorised).
+
+    Parameters
+    ----------
+    points : (P, 2) array
+    a, b : (S, 2) arrays
+        Segment end points.
+
+    Returns
+    -------
+    distance : (P,) Euclidean distance to the nearest segment.
+    segment : (P,) index of that segment.
+    t : (P,) position on it, 0 at ``a`` and 1 at ``b``.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    d = np.asarray(b, dtype=np.float64) - a
+    dd = np.maximum(np.einsum("sk,sk->s", d, d), 1e-300)
+    dist = np.full(len(p), np.inf)
+    seg = np.zeros(len(p), dtype=np.int64)
+    tt = np.zeros(len(p))
+    for start in range(0, len(p), 2048):  # bounded memory: (2048, S) temporaries
+        q = p[start:start + 2048]
+        rel = q[:, None, :] - a[None]
+        t = np.clip(np.einsum("psk,sk->ps", rel, d) / dd, 0.0, 1.0)
+        r = rel - t[..., None] * d[None]
+        r2 = np.einsum("psk,psk->ps", r, r)
+        k = np.argmin(r2, axis=1)
+        rows = np.arange(len(q))
+        dist[start:start + 2048] = np.sqrt(r2[rows, k])
+        seg[start:start + 2048] = k
+        tt[start:start + 2048] = t[rows, k]
+    return dist, seg, tt
+
+
+def signed_distance(points, polygon) -> np.ndarray:
+    """Signed distance to a closed polygon: positive outside (fluid), negative inside.
+
+    ``polygon`` (M, 2) lists distinct vertices; the closing edge is implied. Inside-ness is by
+    ray casting (:func:`meshes.airfoil.points_in_polygon`).
+    """
+    poly = np.asarray(polygon, dtype=np.float64)
+    dist, _, _ = segment_distance(points, poly, np.roll(poly, -1, axis=0))
+    inside = points_in_polygon(points, poly)
+    return np.where(inside, -dist, dist)
 
 
 def _surface_interp(surf: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -449,14 +501,7 @@ def naca_mean_line(designation, x) -> tuple[np.ndarray, np.ndarray]:
     s, _ = _parse_naca(designation)
     x = np.asarray(x, dtype=np.float64)
     if len(s) == 4:
-        m, p = int(s[0]) / 100.0, int(s[1]) / 10.0
-        if m == 0:
-            return np.zeros_like(x), np.zeros_like(x)
-        fore = x < p
-        yc = np.where(fore, m / p**2 * (2 * p * x - x**2),
-                      m / (1 - p) ** 2 * ((1 - 2 * p) + 2 * p * x - x**2))
-        dy = np.where(fore, 2 * m / p**2 * (p - x), 2 * m / (1 - p) ** 2 * (p - x))
-        return yc, dy
+        return _four_digit_mean_line(int(s[0]) / 100.0, int(s[1]) / 10.0, x)
     lift, pos, reflex = int(s[0]), int(s[1]), int(s[2])
     f = lift / 2.0
     fore = x < (_FIVE_REFLEX[pos][0] if reflex else _FIVE_STD[pos][0])
@@ -474,6 +519,17 @@ def naca_mean_line(designation, x) -> tuple[np.ndarray, np.ndarray]:
         dy = np.where(fore, k1 / 6 * (3 * (x - m) ** 2 + dbase),
                       k1 / 6 * (3 * r * (x - m) ** 2 + dbase))
     return f * yc, f * dy
+
+
+def _four_digit_mean_line(m: float, p: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """4-digit mean line and slope for camber ``m`` and its position ``p`` (fractions of chord)."""
+    if m == 0:
+        return np.zeros_like(x), np.zeros_like(x)
+    fore = x < p
+    yc = np.where(fore, m / p**2 * (2 * p * x - x**2),
+                  m / (1 - p) ** 2 * ((1 - 2 * p) + 2 * p * x - x**2))
+    dy = np.where(fore, 2 * m / p**2 * (p - x), 2 * m / (1 - p) ** 2 * (p - x))
+    return yc, dy
 
 
 def naca_thickness(t: float, x, *, closed_te: bool = False) -> np.ndarray:
@@ -539,10 +595,16 @@ def naca(designation, n_points: int = 100, *, closed_te: bool = False,
     NACA Report 537; Abbott & von Doenhoff (1959), *Theory of Wing Sections*, Dover, ch. 6.
     """
     s, label = _parse_naca(designation)
+    return _section(int(s[-2:]) / 100.0, lambda x: naca_mean_line(s, x), n_points, closed_te,
+                    name or label)
+
+
+def _section(t: float, mean_line, n_points: int, closed_te: bool, name: str) -> AirfoilShape:
+    """Thickness ``t`` laid off perpendicular to ``mean_line(x) -> (yc, dyc/dx)`` at
+    cosine-clustered stations (see :func:`naca`)."""
     n = int(n_points)
     if n < 5:
         raise ValueError(f"n_points must be >= 5, got {n_points}")
-    t = int(s[-2:]) / 100.0
     beta = np.linspace(0.0, math.pi, n)
     x = 0.5 * (1.0 - np.cos(beta))
     x[-1] = 1.0
@@ -550,7 +612,7 @@ def naca(designation, n_points: int = 100, *, closed_te: bool = False,
     yt[0] = 0.0
     if closed_te:
         yt[-1] = 0.0
-    yc, dy = naca_mean_line(s, x)
+    yc, dy = mean_line(x)
     th = np.arctan(dy)
     xu, yu = x - yt * np.sin(th), yc + yt * np.cos(th)
     xl, yl = x + yt * np.sin(th), yc - yt * np.cos(th)
@@ -558,4 +620,26 @@ def naca(designation, n_points: int = 100, *, closed_te: bool = False,
         xu[-1], yu[-1], xl[-1], yl[-1] = 1.0, 0.0, 1.0, 0.0
     upper = np.stack([xu, yu], axis=1)[::-1]
     lower = np.stack([xl, yl], axis=1)[1:]
-    return AirfoilShape(np.concatenate([upper, lower]), name or label)
+    return AirfoilShape(np.concatenate([upper, lower]), name)
+
+
+def naca4(camber: float, position: float, thickness: float, n_points: int = 100, *,
+          closed_te: bool = False, name: str | None = None) -> AirfoilShape:
+    r"""A NACA 4-digit section with continuous parameters, in digit units.
+
+    ``camber`` % of chord, ``position`` tenths of chord, ``thickness`` % of chord, so
+    ``naca4(2, 4, 12)`` is :func:`naca` ``("2412")``; built the same way (mean line of
+    :func:`naca_mean_line`, thickness of :func:`naca_thickness`, cosine stations).
+
+    Raises
+    ------
+    ValueError
+        For camber outside [0, 9.5], position outside (0, 10) (when cambered), thickness
+        outside (0, 40], or ``n_points < 5``.
+    """
+    m, p, t = float(camber) / 100.0, float(position) / 10.0, float(thickness) / 100.0
+    if not (0.0 <= m <= 0.095 and 0.0 < t <= 0.4 and (m == 0.0 or 0.0 < p < 1.0)):
+        raise ValueError(f"NACA 4-digit parameters out of range: camber {camber} % (0-9.5), "
+                         f"position {position} tenths (0-10), thickness {thickness} % (0-40]")
+    label = name or f"NACA4 m={camber:.3g} p={position:.3g} t={thickness:.3g}"
+    return _section(t, lambda x: _four_digit_mean_line(m, p, x), n_points, closed_te, label)

@@ -842,9 +842,10 @@ def demo(out_dir, overwrite, quick) -> None:
     click.echo(f"report written to {out.resolve()}")
 
 
-from surrogates import cli_acoustics  # noqa: E402  (needs the groups defined above)
+from surrogates import cli_acoustics, cli_airfoil  # noqa: E402  (needs the groups above)
 
 cli_acoustics.register(generate, train)
+cli_airfoil.register(generate)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
