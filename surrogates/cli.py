@@ -760,11 +760,16 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
                        f"error {scores['max_error']:.4g} ({scores['n_samples']} samples)")
         click.echo(f"wrote {out}")
         return
-    if config_path.is_file() and json.loads(config_path.read_text()).get("kind") == \
-            "deeponet_acoustics":
+    kind = json.loads(config_path.read_text()).get("kind") if config_path.is_file() else None
+    if kind == "deeponet_acoustics":
         from surrogates.cli_acoustics import evaluate_command
 
         evaluate_command(run_dir, data_path, split, out)
+        return
+    if kind == "climatebench":
+        from surrogates.cli_climate import evaluate_command
+
+        evaluate_command(run_dir, data_path, out)
         return
     if (config_path.is_file()
             and json.loads(config_path.read_text())["model_class"] in CLOSURE_CLASSES):
@@ -842,10 +847,11 @@ def demo(out_dir, overwrite, quick) -> None:
     click.echo(f"report written to {out.resolve()}")
 
 
-from surrogates import cli_acoustics, cli_airfoil  # noqa: E402  (needs the groups above)
+from surrogates import cli_acoustics, cli_airfoil, cli_climate  # noqa: E402  (groups above)
 
 cli_acoustics.register(generate, train)
 cli_airfoil.register(generate)
+cli_climate.register(generate, train)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

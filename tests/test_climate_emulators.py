@@ -1,0 +1,173 @@
+"""ClimateBench emulators: pattern scaling, GP, FNO ensemble, run folders and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from surrogates import cli_climate
+from surrogates.climate_emulators import (
+    RUN_KIND,
+    ClimateGP,
+    ClimateGPConfig,
+    PatternScaling,
+    climatology,
+    ensemble_uq_scores,
+    load_emulator,
+    window_inputs,
+)
+from surrogates.data.climatebench import (
+    global_mean,
+    load_split,
+    nrmse_scores,
+    open_experiment,
+)
+from surrogates.data.climatebench_synthetic import (
+    SyntheticClimateBenchConfig,
+    generate_synthetic,
+    response_patterns,
+)
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """Default toy physics with internal variability, small grid."""
+    folder = tmp_path_factory.mktemp("noisy")
+    generate_synthetic(folder, SyntheticClimateBenchConfig(n_lat=6, n_lon=8, members=2,
+                                                           start_year=1990, seed=3))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def noisy_split(noisy):
+    return load_split(noisy)
+
+
+def test_pattern_scaling_recovers_the_generators_patterns(tmp_path):
+    # Without internal variability and local aerosol effects every output is exactly
+    # p_v(x) T(t): the per-cell slopes must equal the generator's patterns.
+    config = SyntheticClimateBenchConfig(n_lat=6, n_lon=8, members=1, start_year=1990,
+                                         variability=0.0, local_aerosol=0.0)
+    split = load_split(generate_synthetic(tmp_path, config))
+    model = PatternScaling().fit(split.train)
+    c = model.coef_
+    patterns = response_patterns(c["lat"], c["lon"])
+    for i, name in enumerate(["tas", "diurnal_temperature_range", "pr", "pr90"]):
+        np.testing.assert_allclose(c["slope"][i], patterns[name], atol=1e-8)
+        np.testing.assert_allclose(c["intercept"][i], 0.0, atol=1e-8)
+    # Step 1 is the least-squares line of global tas on cumulative CO2 over the training years.
+    co2 = np.concatenate([ds["CO2"].values for ds in split.train.values()])
+    tas = np.concatenate([global_mean(ds["tas"].mean("member").values, ds["lat"].values)
+                          for ds in split.train.values()])
+    b, a = np.polyfit(co2, tas, 1)
+    assert float(c["a"]) == pytest.approx(a) and float(c["b"]) == pytest.approx(b)
+    # Prediction needs the forcers only (never the test experiment's temperature).
+    inputs = open_experiment(tmp_path, "ssp245", outputs=False)
+    assert "tas" not in inputs
+    pred = model.predict(inputs)
+    expected = (a + b * inputs["CO2"].values)[:, None, None] * patterns["tas"]
+    np.testing.assert_allclose(pred["tas"].values, expected, rtol=1e-6)
+
+
+def test_pattern_scaling_save_load(noisy_split, tmp_path):
+    model = PatternScaling().fit(noisy_split.train)
+    model.save(tmp_path)
+    loaded = PatternScaling.load(tmp_path)
+    inputs = noisy_split.test["ssp245"]
+    np.testing.assert_array_equal(model.predict(inputs)["pr"].values,
+                                  loaded.predict(inputs)["pr"].values)
+
+
+def test_gp_beats_climatology_and_round_trips(noisy_split, tmp_path):
+    config = ClimateGPConfig(n_aerosol_pcs=3, n_output_pcs=3, iterations=60, train_stride=3)
+    gp = ClimateGP(config).fit(noisy_split.train)
+    truth = noisy_split.test["ssp245"]
+    pred, std = gp.predict(truth, return_std=True)
+    gp_scores = nrmse_scores(truth, pred)
+    clim_scores = nrmse_scores(truth, climatology(noisy_split.train, truth))
+    for var in ("tas", "pr", "pr90"):
+        assert gp_scores[var]["total"] < 0.5 * clim_scores[var]["total"], var
+    assert gp_scores["tas"]["total"] < 0.5
+    assert np.all(std["tas"].values > 0)
+    gp.save(tmp_path)
+    loaded = ClimateGP.load(tmp_path, {"n_aerosol_pcs": 3, "n_output_pcs": 3})
+    np.testing.assert_allclose(loaded.predict(truth)["tas"].values, pred["tas"].values,
+                               rtol=1e-8, atol=1e-10)
+
+
+def test_ensemble_scores_by_hand():
+    members = np.array([[0.0] * 4, [1.0] * 4, [2.0] * 4])
+    obs = np.array([0.05, 1.0, 1.95, 1.9])
+    # 90% interval of members {0, 1, 2}: quantiles 0.05 and 0.95 -> [0.1, 1.9]
+    scores = ensemble_uq_scores(members, obs, level=0.9)
+    assert scores["coverage"] == pytest.approx(0.5)
+    # fair CRPS at y = 1: mean |x - y| = 2/3, minus sum |xi - xj| / (2 m (m - 1)) = 8 / 12
+    one = ensemble_uq_scores(members[:, :1], np.array([1.0]))
+    assert one["crps"] == pytest.approx(2 / 3 - 8 / 12)
+
+
+def test_window_inputs_layout():
+    co2, ch4 = np.arange(4.0), 10 + np.arange(4.0)
+    maps = np.arange(4.0)[:, None, None, None] * np.ones((4, 2, 2, 3))
+    maps[:, 1] *= -1
+    x = window_inputs(co2, ch4, maps, window=3)
+    assert x.shape == (4, 8, 2, 3)
+    np.testing.assert_array_equal(x[3, :3, 0, 0], [3, 2, 1])  # SO2 at t, t-1, t-2
+    np.testing.assert_array_equal(x[1, 3:6, 0, 0], [-1, 0, 0])  # BC, edge-padded
+    assert x[2, 6, 1, 2] == 2 and x[2, 7, 0, 0] == 12
+
+
+def test_cli_round_trip(tmp_path):
+    from surrogates.cli import main
+
+    runner = CliRunner()
+    assert cli_climate.RUN_KIND == RUN_KIND
+    data = tmp_path / "data"
+    result = runner.invoke(main, ["generate", "climatebench-synthetic", "--out", str(data),
+                                  "--n-lat", "6", "--n-lon", "8", "--members", "2",
+                                  "--start-year", "2000", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert (data / "outputs_ssp245.nc").is_file() and "synthetic" in result.output.lower()
+    runs = {}
+    for name, extra in [("pattern-scaling", []),
+                        ("climate-gp", ["--iterations", "20", "--train-stride", "4",
+                                        "--n-output-pcs", "2", "--n-aerosol-pcs", "2"]),
+                        ("climate-fno", ["--members", "3", "--window", "2", "--modes", "4",
+                                         "4", "--width", "8", "--layers", "1", "--epochs", "4",
+                                         "--device", "cpu"])]:
+        run = tmp_path / name
+        result = runner.invoke(main, ["train", name, "--data", str(data), "--out", str(run),
+                                      *extra])
+        assert result.exit_code == 0, result.output
+        record = json.loads((run / "run_config.json").read_text())
+        assert record["kind"] == RUN_KIND and record["emulator"] == name
+        runs[name] = run
+    assert not list(runs["pattern-scaling"].glob("*.pkl"))
+    # a second training into the same folder is refused cleanly
+    result = runner.invoke(main, ["train", "pattern-scaling", "--data", str(data), "--out",
+                                  str(runs["pattern-scaling"])])
+    assert result.exit_code == 1 and "exists" in result.output
+
+    for run in runs.values():  # `surrogates evaluate` dispatches on the run's kind
+        result = runner.invoke(main, ["evaluate", str(run), "--out", str(run / "eval")])
+        assert result.exit_code == 0, result.output
+        assert "tas" in result.output and "total" in result.output
+        metrics = json.loads((run / "eval" / "metrics.json").read_text())
+        table = metrics["experiments"]["ssp245"]["nrmse"]
+        assert set(table) == {"tas", "diurnal_temperature_range", "pr", "pr90"}
+        for s in table.values():
+            assert s["total"] == pytest.approx(s["spatial"] + 5 * s["global"])
+    # the FNO ensemble's coverage in metrics.json is the share of truths inside the members'
+    # 5-95% quantiles over 2080-2100, recomputed here independently
+    fno = load_emulator(runs["climate-fno"])
+    truth = load_split(data, train=()).test["ssp245"]
+    members = fno.predict_members(truth)[:, truth["time"].values >= 2080, 0]
+    lower, upper = np.quantile(members, [0.05, 0.95], axis=0)
+    y = truth["tas"].sel(time=slice(2080, 2100)).values
+    metrics = json.loads((runs["climate-fno"] / "eval" / "metrics.json").read_text())
+    uq = metrics["experiments"]["ssp245"]["uq"]["tas"]
+    assert uq["coverage"] == pytest.approx(np.mean((lower <= y) & (y <= upper)))
+    assert uq["level"] == 0.9 and uq["crps"] > 0
