@@ -186,3 +186,44 @@ def field_snapshots(truth: np.ndarray, prediction: np.ndarray, times: np.ndarray
             ax.set_ylabel("y (m)")
             fig.colorbar(image, ax=ax, fraction=0.046, label="Pa")
     _save(fig, path)
+
+
+def calibration_curve(levels: Sequence[float], observed: dict[str, Sequence[float]],
+                      path: str | os.PathLike) -> None:
+    """Observed coverage of central predictive intervals against their nominal level.
+
+    ``observed`` maps an output name to its coverage at each of ``levels``; a calibrated model
+    lies on the diagonal, an overconfident one below it.
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="ideal")
+    for name, values in observed.items():
+        ax.plot(levels, values, marker="o", ms=3, label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal coverage", ylabel="observed coverage",
+           title="calibration of central intervals")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def mesh_field_maps(points: np.ndarray, triangles: np.ndarray, panels: dict[str, np.ndarray],
+                    path: str | os.PathLike, *, xlim: tuple[float, float] = (-0.3, 1.3),
+                    ylim: tuple[float, float] = (-0.5, 0.5), ncols: int = 2) -> None:
+    """Nodal fields on a triangle mesh (``tripcolor``, Gouraud shading), one panel per entry.
+
+    ``panels`` maps a title to nodal values ``(n_points,)``; the view is zoomed on ``xlim`` x
+    ``ylim`` (by default the unit-chord airfoil).
+    """
+    import matplotlib.tri as mtri
+
+    tri = mtri.Triangulation(points[:, 0], points[:, 1], triangles)
+    n = len(panels)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 2.8 * nrows), squeeze=False)
+    for ax, (title, values) in zip(axes.ravel(), panels.items(), strict=False):
+        im = ax.tripcolor(tri, np.asarray(values, float), shading="gouraud", cmap="viridis")
+        ax.set(xlim=xlim, ylim=ylim, aspect="equal", title=title)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    _save(fig, path)
