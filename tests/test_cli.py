@@ -138,6 +138,14 @@ def test_demo_quick_writes_a_report(tmp_path):
     assert base["stable_fraction"] == 1.0 and base["offline_r2"] is None
     assert 0 < base["vpt_mean"] <= closure["hybrid_config"]["forecast_mtu"] + 1e-9, base
     assert 0 < base["hellinger"] <= 1 and np.isfinite(base["wasserstein"]), base
+    # climate-emulation section: the ClimateBench table of both emulators, with total =
+    # spatial + 5 x global
+    climate = summary["climate"]["nrmse"]
+    assert set(climate) == {"pattern-scaling", "climate-gp"}
+    for table in climate.values():
+        for s in table.values():
+            assert abs(s["total"] - (s["spatial"] + 5 * s["global"])) < 1e-9
+    assert "| PCA + GP | tas |" in report
     # offline R^2 on the test split, finite for both closures; the least-squares cubic has skill
     assert np.isfinite(models["MNO closure"]["offline_r2"])
     assert 0.5 < models["cubic polynomial"]["offline_r2"] <= 1, models["cubic polynomial"]
