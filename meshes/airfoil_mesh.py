@@ -74,7 +74,8 @@ def _resample(line: np.ndarray, n: int) -> np.ndarray:
 
 def _wall_points(shape: AirfoilShape, n_surface: int | None) -> np.ndarray:
     """Wall vertices, counter-clockwise, with the blunt trailing-edge base split to match the
-    neighbouring spacing."""
+    neighbouring spacing into an even number of segments, so the base midpoint is a wall node
+    (the morphers of :mod:`meshes.morph` anchor a blunt trailing edge there)."""
     if n_surface is None:
         wall = shape.polygon.copy()
     else:
@@ -90,7 +91,7 @@ def _wall_points(shape: AirfoilShape, n_surface: int | None) -> np.ndarray:
     base = float(np.hypot(*(first - last)))
     if base > 0:
         h_adj = 0.5 * (np.hypot(*(wall[1] - wall[0])) + np.hypot(*(wall[-1] - wall[-2])))
-        k = int(min(max(1, round(base / h_adj)), 200))
+        k = 2 * int(min(max(1, round(base / (2 * h_adj))), 100))
         f = np.arange(1, k)[:, None] / k
         wall = np.concatenate([wall, last + f * (first - last)])
     return wall

@@ -771,6 +771,11 @@ def evaluate(run_dir, data_path, split, out_dir, compare, scheme, forecast_mtu,
 
         evaluate_command(run_dir, data_path, out)
         return
+    if kind == "mmgp":
+        from surrogates.cli_mmgp import evaluate_command
+
+        evaluate_command(run_dir, data_path, split, out)
+        return
     if (config_path.is_file()
             and json.loads(config_path.read_text())["model_class"] in CLOSURE_CLASSES):
         hybrid = config_from(HybridEvaluationConfig, {}, {
@@ -852,6 +857,10 @@ from surrogates import cli_acoustics, cli_airfoil, cli_climate  # noqa: E402  (g
 cli_acoustics.register(generate, train)
 cli_airfoil.register(generate)
 cli_climate.register(generate, train)
+
+from surrogates import cli_mmgp  # noqa: E402  (needs the groups above)
+
+cli_mmgp.register(train, main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -272,6 +272,13 @@ def _cells_of(mesh: meshio.Mesh) -> list[tuple[str, np.ndarray]]:
     return [(c.type, np.asarray(c.data)) for c in mesh.cells]
 
 
+def _cell_data_of(mesh: meshio.Mesh) -> dict[str, list[np.ndarray]]:
+    """The mesh's numeric cell data (e.g. the boundary tags the morphers read), one array per
+    cell block."""
+    return {name: [np.asarray(a) for a in blocks] for name, blocks in mesh.cell_data.items()
+            if all(np.asarray(a).dtype.kind in "biuf" for a in blocks)}
+
+
 # ------------------------------------------------------------------------------------ regressor
 class MMGPRegressor:
     r"""Mesh-morphing GP regressor: meshes + scalar inputs -> scalars and point fields, with std.
@@ -500,8 +507,10 @@ class MMGPRegressor:
                 raise ValueError(f"reference index {ref} is out of range for {len(meshes)} "
                                  "training meshes")
             support = meshes[ref]
-        self.support_ = meshio.Mesh(np.asarray(support.points, dtype=float), _cells_of(support))
         self.support_cells_ = _cells_of(support)
+        self.support_cell_data_ = _cell_data_of(support)
+        self.support_ = meshio.Mesh(np.asarray(support.points, dtype=float), self.support_cells_,
+                                    cell_data=self.support_cell_data_)
         n_s = len(self.support_.points)
         node_w = lumped_mass(self.support_) if self.mass_weighted else np.ones(n_s)
         if self.mass_weighted and np.any(node_w <= 0):
@@ -714,6 +723,7 @@ class MMGPRegressor:
             "n_inputs": self.n_inputs_,
             "shape_dim": self.shape_dim_,
             "support_cell_types": [t for t, _ in self.support_cells_],
+            "support_cell_data": sorted(self.support_cell_data_),
             "fit_seconds": self.fit_seconds_,
             "morph_seconds": self.morph_seconds_.tolist(),
         }
@@ -738,6 +748,9 @@ class MMGPRegressor:
                   "x_scale": self.x_scale_, "y_mean": self.y_mean_, "y_scale": self.y_scale_}
         for i, (_, cells) in enumerate(self.support_cells_):
             arrays[f"support_cells_{i}"] = cells
+        for name, blocks in self.support_cell_data_.items():
+            for i, block in enumerate(blocks):
+                arrays[f"support_cell_data_{name}_{i}"] = block
         arrays.update(self.shape_pca_.get_arrays("shape_"))
         for j, name in enumerate(self.field_names_):
             arrays.update(self.field_pca_[name].get_arrays(f"field{j}_"))
@@ -800,8 +813,11 @@ class MMGPRegressor:
             arrays = {k: data[k] for k in data.files}
         cells = [(t, arrays[f"support_cells_{i}"])
                  for i, t in enumerate(cfg["support_cell_types"])]
+        cell_data = {name: [arrays[f"support_cell_data_{name}_{i}"] for i in range(len(cells))]
+                     for name in cfg.get("support_cell_data", [])}
         model.support_cells_ = cells
-        model.support_ = meshio.Mesh(arrays["support_points"], cells)
+        model.support_cell_data_ = cell_data
+        model.support_ = meshio.Mesh(arrays["support_points"], cells, cell_data=cell_data)
         model.node_weights_ = arrays["node_weights"]
         model.x_mean_, model.x_scale_ = arrays["x_mean"], arrays["x_scale"]
         model.y_mean_, model.y_scale_ = arrays["y_mean"], arrays["y_scale"]
