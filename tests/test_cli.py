@@ -146,6 +146,12 @@ def test_demo_quick_writes_a_report(tmp_path):
         for s in table.values():
             assert abs(s["total"] - (s["spatial"] + 5 * s["global"])) < 1e-9
     assert "| PCA + GP | tas |" in report
+    # airfoil MMGP section: every output scored with its uncertainty
+    airfoil = summary["airfoil"]["metrics"]
+    assert set(airfoil) == {"cl", "cd", "cp"}
+    for scores in airfoil.values():
+        assert 0.0 <= scores["coverage"] <= 1.0 and scores["crps"] > 0
+    assert "| cp |" in report
     # offline R^2 on the test split, finite for both closures; the least-squares cubic has skill
     assert np.isfinite(models["MNO closure"]["offline_r2"])
     assert 0.5 < models["cubic polynomial"]["offline_r2"] <= 1, models["cubic polynomial"]
