@@ -56,7 +56,7 @@ from surrogates.data.acoustic import (
     write_acoustic,
 )
 from surrogates.data.common import provenance_attrs, refuse_existing, split_samples, write_json
-from surrogates.runs import RUN_CONFIG_NAME, prepare_run_dir
+from surrogates.runs import RUN_CONFIG_NAME, start_run
 from surrogates.solvers.wave import Room, simulate
 from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit, resolve_device
 
@@ -317,15 +317,7 @@ def train_deeponet(data: DeepONetDataSpec, run_dir: str | os.PathLike, *,
     run_config = {"kind": RUN_KIND, "model_class": "DeepONet", "model_config": model.config,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config),
                   "n_parameters": model.n_parameters()}
-    prepare_run_dir(run_dir, overwrite, resume)
-    config_path = run_dir / RUN_CONFIG_NAME
-    if resume and config_path.exists():
-        saved = json.loads(config_path.read_text())
-        for key in ("model_config", "data"):
-            if saved[key] != run_config[key]:
-                raise ValueError(f"cannot resume {run_dir}: its {key} was {saved[key]}, now "
-                                 f"{run_config[key]}; start a new run folder instead")
-    write_json(run_config, config_path)
+    start_run(run_dir, run_config, overwrite=overwrite, resume=resume)
     return fit(model, train_set, validation, train_config, run_dir, resume=resume)
 
 

@@ -34,7 +34,7 @@ from operators.base import load_model
 from surrogates import pde_metrics
 from surrogates.data.common import trajectory_pairs, write_json
 from surrogates.data.pdebench import open_pdebench_files
-from surrogates.runs import RUN_CONFIG_NAME, prepare_run_dir
+from surrogates.runs import RUN_CONFIG_NAME, start_run
 from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit, resolve_device
 
 #: ``run_config.json["kind"]`` of a rollout run.
@@ -186,15 +186,7 @@ def train_rollout(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *, model: 
     run_config = {"kind": RUN_KIND, "model": model, "model_class": "AutoregressiveStepper",
                   "model_config": stepper.config, "parameters": params,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)}
-    prepare_run_dir(run_dir, overwrite, resume)
-    config_path = run_dir / RUN_CONFIG_NAME
-    if resume and config_path.exists():
-        saved = json.loads(config_path.read_text())
-        for key in ("model_config", "data"):
-            if saved[key] != run_config[key]:
-                raise ValueError(f"cannot resume {run_dir}: its {key} was {saved[key]}, now "
-                                 f"{run_config[key]}; start a new run folder instead")
-    write_json(run_config, config_path)
+    start_run(run_dir, run_config, overwrite=overwrite, resume=resume)
     train = trajectory_pairs(ds, split["train"], parameters=params)
     validation = trajectory_pairs(ds, split["validation"], parameters=params)
     return fit(stepper, train, validation, train_config, run_dir, resume=resume)

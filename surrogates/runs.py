@@ -100,6 +100,30 @@ def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
     ctx.barrier()
 
 
+def start_run(run_dir: Path, run_config: dict[str, Any], *, overwrite: bool, resume: bool,
+              fixed: tuple[str, ...] = ("model_config", "data")) -> None:
+    """Prepare ``run_dir`` (:func:`prepare_run_dir`) and write ``run_config.json``.
+
+    When resuming, the saved configuration's ``fixed`` entries must equal ``run_config``'s (the
+    model and the data cannot change under a checkpoint); the training settings may.
+
+    Raises
+    ------
+    ValueError
+        When resuming with another model or data.
+    """
+    prepare_run_dir(run_dir, overwrite, resume)
+    config_path = run_dir / RUN_CONFIG_NAME
+    if resume and config_path.exists():
+        saved = json.loads(config_path.read_text())
+        for key in fixed:
+            if saved[key] != run_config[key]:
+                raise ValueError(f"cannot resume {run_dir}: its {key} was {saved[key]}, now "
+                                 f"{run_config[key]}; start a new run folder instead")
+    if distributed.context().is_main:
+        write_json(run_config, config_path)
+
+
 def _scalar_statistics(splits: TorchSplits, increment: bool = False,
                        history: int = 0) -> dict[str, float]:
     """Training-split mean and std of the single input and target channel.
