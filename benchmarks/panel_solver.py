@@ -39,7 +39,9 @@ import jax
 import numpy as np
 from bench_utils import best_time, write_results
 
+from meshes.airfoil import naca4 as naca4_shape
 from surrogates.solvers.panel import solve_airfoils
+from surrogates.solvers.panel_exact import KarmanTrefftz
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RE = 1e6
@@ -51,67 +53,10 @@ RE = 1e6
 
 
 def naca4(code: str, n: int) -> np.ndarray:
-    """NACA 4-digit section (closed TE, thickness normal to the camber line), cosine spacing,
-    ``n`` panels in Selig order."""
-    m, p, t = int(code[0]) / 100, int(code[1]) / 10, int(code[2:]) / 100
-    beta = np.linspace(0.0, np.pi, n // 2 + 1)
-    x = 0.5 * (1.0 - np.cos(beta))
-    yt = 5 * t * (0.2969 * np.sqrt(x) - 0.1260 * x - 0.3516 * x**2 + 0.2843 * x**3
-                  - 0.1036 * x**4)
-    if m > 0:
-        front = x < p
-        yc = np.where(front, m / p**2 * (2 * p * x - x**2),
-                      m / (1 - p) ** 2 * (1 - 2 * p + 2 * p * x - x**2))
-        dyc = np.where(front, 2 * m / p**2 * (p - x), 2 * m / (1 - p) ** 2 * (p - x))
-    else:
-        yc = dyc = np.zeros_like(x)
-    th = np.arctan(dyc)
-    xu, yu = x - yt * np.sin(th), yc + yt * np.cos(th)
-    xl, yl = x + yt * np.sin(th), yc - yt * np.cos(th)
-    return np.stack([np.r_[xu[::-1], xl[1:]], np.r_[yu[::-1], yl[1:]]], axis=-1)
-
-
-class KarmanTrefftz:
-    """Karman-Trefftz airfoil (chord 1, LE at x = 0) and its exact flow (as in the tests)."""
-
-    def __init__(self, c0=complex(-0.08, 0.08), tau_deg=10.0):
-        from scipy.optimize import minimize_scalar
-
-        self.b, self.c0, self.n = 1.0, c0, 2.0 - tau_deg / 180.0
-        self.R = abs(self.b - c0)
-        self.th_te = float(np.angle(self.b - c0))
-        self.th_le = minimize_scalar(lambda t: self._zraw(t).real,
-                                     bounds=(self.th_te + 2.0, self.th_te + 4.5),
-                                     method="bounded", options={"xatol": 1e-13}).x
-        self.z_le = self._zraw(self.th_le)
-        self.scale = 1.0 / (self.n * self.b - self.z_le.real)
-
-    def _q(self, zeta):
-        return ((zeta - self.b) / (zeta + self.b)) ** self.n
-
-    def _zraw(self, th):
-        q = self._q(self.c0 + self.R * np.exp(1j * np.asarray(th)))
-        return self.n * self.b * (1 + q) / (1 - q)
-
-    def coords(self, n_panels):
-        h = n_panels // 2
-        th = np.r_[np.linspace(self.th_te, self.th_le, h + 1),
-                   np.linspace(self.th_le, self.th_te + 2 * np.pi, n_panels - h + 1)[1:]]
-        z = (self._zraw(th) - self.z_le) * self.scale
-        z[0] = z[-1] = (self.n * self.b - self.z_le) * self.scale
-        return np.stack([z.real, z.imag], axis=-1), th
-
-    def cl(self, a):
-        return 8.0 * np.pi * self.R * np.sin(a - self.th_te) * self.scale
-
-    def surface_cp(self, th, a):
-        zeta = self.c0 + self.R * np.exp(1j * th)
-        d = zeta - self.c0
-        gam = 4.0 * np.pi * self.R * np.sin(a - self.th_te)
-        dw = np.exp(-1j * a) - self.R**2 * np.exp(1j * a) / d**2 + 1j * gam / (2 * np.pi * d)
-        q = self._q(zeta)
-        dz = 4 * self.n**2 * self.b**2 * q / ((1 - q) ** 2 * (zeta - self.b) * (zeta + self.b))
-        return 1.0 - np.abs(dw / dz) ** 2
+    """NACA 4-digit section (closed TE), ``n`` panels, Selig order (:func:`meshes.airfoil.naca4`;
+    a zero camber with any position digit is allowed)."""
+    return naca4_shape(int(code[0]), int(code[1]), int(code[2:]), n // 2 + 1,
+                       closed_te=True).coords
 
 
 # ----------------------------------------------------------------------------------------------
