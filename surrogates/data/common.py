@@ -91,6 +91,37 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
 
 
+def open_hdf5(path: str | os.PathLike, what: str, required: Sequence[str]):
+    """Open an HDF5 file for reading and check it holds the datasets ``required``.
+
+    ``what`` names the format in the messages (e.g. ``"PDEBench file"``). The caller closes the
+    returned ``h5py.File`` (use it in a ``with`` block).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a file.
+    ValueError
+        If it is not readable HDF5, or lacks one of ``required`` (the names it has are listed).
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file ({err})") from err
+    missing = [name for name in required if not isinstance(f.get(name), h5py.Dataset)]
+    if missing:
+        have = sorted(f.keys())
+        f.close()
+        raise ValueError(f"{path} is not a {what}: it lacks the datasets {missing} (it holds "
+                         f"{have})")
+    return f
+
+
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False,
                  complevel: int = 4) -> Path:
     """Write ``ds`` as compressed netCDF4, atomically.

@@ -56,7 +56,7 @@ from surrogates.data.acoustic import (
     check_acoustic,
     node_coordinates,
 )
-from surrogates.data.common import refuse_existing
+from surrogates.data.common import open_hdf5, refuse_existing
 
 __all__ = ["DEEPONET_H5_FORMAT", "read_deeponet_h5", "write_deeponet_h5"]
 
@@ -176,17 +176,7 @@ def _py(value: Any) -> Any:
 
 
 def _read_one(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no DeepONet HDF5 file at {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable HDF5 file ({err})") from err
-    with f:
-        missing = [name for name in ("mesh", "pressures") if name not in f]
-        if missing:
-            raise ValueError(f"{path} lacks the datasets {missing} of the DeepONet layout "
-                             f"(it has {sorted(f)})")
+    with open_hdf5(path, "DeepONet-acoustics HDF5 file", ("mesh", "pressures")) as f:
         attrs = {k: _py(v) for k, v in f["pressures"].attrs.items()}
         attrs.update({k: _py(v) for k, v in f.attrs.items()})  # root attributes win
         out = {"mesh": np.asarray(f["mesh"][()], dtype=float),

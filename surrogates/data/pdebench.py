@@ -49,7 +49,7 @@ import xarray as xr
 
 from operators.base import atomic_write
 from surrogates import __version__
-from surrogates.data.common import refuse_existing
+from surrogates.data.common import open_hdf5, refuse_existing
 
 #: The HDF5 dataset names of a PDEBench 1D file.
 TENSOR, X_COORDINATE, T_COORDINATE = "tensor", "x-coordinate", "t-coordinate"
@@ -212,19 +212,9 @@ def read_pdebench(path: str | os.PathLike, *, reduced_resolution: int = 1,
     _check_stride("reduced_resolution", reduced_resolution)
     _check_stride("reduced_resolution_t", reduced_resolution_t)
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no PDEBench file at {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable HDF5 file ({err})") from err
+    f = open_hdf5(path, "PDEBench file", (TENSOR, X_COORDINATE, T_COORDINATE))
     keep_open = False
     try:
-        missing = [n for n in (TENSOR, X_COORDINATE, T_COORDINATE)
-                   if not isinstance(f.get(n), h5py.Dataset)]
-        if missing:
-            raise ValueError(f"{path} is not a PDEBench 1D file: it lacks the datasets {missing} "
-                             f"(it holds {sorted(f.keys())})")
         tensor, xc, tc = f[TENSOR], f[X_COORDINATE], f[T_COORDINATE]
         if tensor.ndim != 3:
             raise ValueError(f"{path}: 'tensor' must have shape [N_samples, N_t, N_x], got "
@@ -449,17 +439,8 @@ def read_pdebench_darcy(path: str | os.PathLike) -> xr.Dataset:
         If the file is not HDF5 or lacks / mis-shapes one of the datasets (the message names it).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no PDEBench Darcy file at {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not a readable HDF5 file ({err})") from err
-    with f:
-        missing = [k for k in (DARCY_NU, TENSOR, X_COORDINATE, Y_COORDINATE) if k not in f]
-        if missing:
-            raise ValueError(f"{path} is not a PDEBench Darcy file: missing {missing}; it has "
-                             f"{sorted(f.keys())}")
+    with open_hdf5(path, "PDEBench Darcy file",
+                   (DARCY_NU, TENSOR, X_COORDINATE, Y_COORDINATE)) as f:
         nu, tensor = f[DARCY_NU][()], f[TENSOR][()]
         x, y = f[X_COORDINATE][()], f[Y_COORDINATE][()]
         attrs = {k: v for k, v in ((k, _as_scalar(v)) for k, v in f.attrs.items())
