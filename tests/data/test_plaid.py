@@ -5,14 +5,12 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("plaid.storage", reason="PLAID interop needs pyplaid")
-
-from surrogates.data.airfoil import (  # noqa: E402
+from surrogates.data.airfoil import (
     AirfoilDataConfig,
     generate_airfoil_dataset,
     open_airfoil_dataset,
 )
-from surrogates.data.plaid import read_plaid, write_plaid  # noqa: E402
+from surrogates.data.plaid import read_plaid, write_plaid
 
 
 @pytest.fixture(scope="module")
