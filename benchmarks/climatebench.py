@@ -43,10 +43,8 @@ from surrogates.climate_emulators import (  # noqa: E402
     ClimateGPConfig,
     FNOEnsembleEmulator,
     PatternScaling,
-    climatology,
-    format_table,
-    score_emulator,
 )
+from surrogates.climate_runs import climatology, format_table, score_emulator  # noqa: E402
 from surrogates.data.climatebench import (  # noqa: E402
     load_split,
     nrmse_scores,

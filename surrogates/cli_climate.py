@@ -79,7 +79,7 @@ def _train_pattern_scaling():
     @_fail_cleanly
     def train_pattern_scaling(data_path, run_dir, overwrite) -> None:
         """Linear pattern scaling: cumulative CO2 -> global tas -> per-cell regressions."""
-        from surrogates.climate_emulators import train_emulator
+        from surrogates.climate_runs import train_emulator
 
         _report(run_dir, train_emulator("pattern-scaling", data_path, run_dir,
                                         overwrite=overwrite))
@@ -103,7 +103,8 @@ def _train_gp():
     @_fail_cleanly
     def train_climate_gp(data_path, run_dir, overwrite, config_path, **flags) -> None:
         """Exact GPs (gpytorch, Cholesky) on PCA scores of aerosol maps + CO2/CH4."""
-        from surrogates.climate_emulators import ClimateGPConfig, train_emulator
+        from surrogates.climate_emulators import ClimateGPConfig
+        from surrogates.climate_runs import train_emulator
 
         config = config_from(ClimateGPConfig, _read_toml(config_path), flags)
         _report(run_dir, train_emulator("climate-gp", data_path, run_dir, config=config,
@@ -134,7 +135,8 @@ def _train_fno():
         Defaults: 40 epochs, batches of 16, Adam lr 2e-3 with cosine decay, MSE on
         standardised outputs.
         """
-        from surrogates.climate_emulators import ClimateFNOConfig, train_emulator
+        from surrogates.climate_emulators import ClimateFNOConfig
+        from surrogates.climate_runs import train_emulator
         from surrogates.training import TrainConfig
 
         if resume:
@@ -159,7 +161,7 @@ def evaluate_command(run_dir, data_path, out) -> None:
     """
     from pathlib import Path
 
-    from surrogates.climate_emulators import evaluate_run, format_table
+    from surrogates.climate_runs import evaluate_run, format_table
 
     result = evaluate_run(run_dir, data_path, out)
     for experiment, entry in result["experiments"].items():

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from surrogates.climate_emulators import ClimateGPConfig, evaluate_run, train_emulator
+from surrogates.climate_emulators import ClimateGPConfig
+from surrogates.climate_runs import evaluate_run, train_emulator
 from surrogates.data.airfoil import AirfoilDataConfig, generate_airfoil_dataset
 from surrogates.data.climatebench_synthetic import SyntheticClimateBenchConfig, generate_synthetic
 

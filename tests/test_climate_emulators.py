@@ -10,15 +10,12 @@ from click.testing import CliRunner
 
 from surrogates import cli_climate
 from surrogates.climate_emulators import (
-    RUN_KIND,
     ClimateGP,
     ClimateGPConfig,
     PatternScaling,
-    climatology,
-    ensemble_uq_scores,
-    load_emulator,
     window_inputs,
 )
+from surrogates.climate_runs import RUN_KIND, climatology, ensemble_uq_scores, load_emulator
 from surrogates.data.climatebench import (
     global_mean,
     load_split,
