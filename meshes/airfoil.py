@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import meshio
 import numpy as np
 
+from meshes.polygon import even_odd_inside, segment_distance, signed_area
+
 __all__ = [
     "AirfoilShape",
     "naca",
@@ -48,11 +50,6 @@ _FIVE_REFLEX = {2: (0.1300, 51.990, 0.000764), 3: (0.2170, 15.793, 0.00677),
 # ---------------------------------------------------------------------------------------------
 # Polygon helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _signed_area(poly: np.ndarray) -> float:
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
 def _segments_cross(poly: np.ndarray) -> bool:
@@ -99,54 +96,8 @@ def _segments_cross(poly: np.ndarray) -> bool:
 def points_in_polygon(points, poly) -> np.ndarray:
     """Even-odd (ray-casting) test of which ``points`` (K, 2) lie inside closed polygon ``poly``
     (M, 2); points exactly on an edge are classified either way."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     poly = np.asarray(poly, dtype=np.float64)
-    x, y = pts[:, 0], pts[:, 1]
-    inside = np.zeros(len(pts), dtype=bool)
-    for (x1, y1), (x2, y2) in zip(poly, np.roll(poly, -1, axis=0), strict=True):
-        crosses = (y1 > y) != (y2 > y)
-        if not crosses.any():
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (xc > x)
-    return inside
-
-
-def segment_distance(points, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distance from each point to the nearest of a set of segments (vectorised).
-
-    Parameters
-    ----------
-    points : (P, 2) array
-    a, b : (S, 2) arrays
-        Segment end points.
-
-    Returns
-    -------
-    distance : (P,) Euclidean distance to the nearest segment.
-    segment : (P,) index of that segment.
-    t : (P,) position on it, 0 at ``a`` and 1 at ``b``.
-    """
-    p = np.asarray(points, dtype=np.float64)
-    a = np.asarray(a, dtype=np.float64)
-    d = np.asarray(b, dtype=np.float64) - a
-    dd = np.maximum(np.einsum("sk,sk->s", d, d), 1e-300)
-    dist = np.full(len(p), np.inf)
-    seg = np.zeros(len(p), dtype=np.int64)
-    tt = np.zeros(len(p))
-    for start in range(0, len(p), 2048):  # bounded memory: (2048, S) temporaries
-        q = p[start:start + 2048]
-        rel = q[:, None, :] - a[None]
-        t = np.clip(np.einsum("psk,sk->ps", rel, d) / dd, 0.0, 1.0)
-        r = rel - t[..., None] * d[None]
-        r2 = np.einsum("psk,psk->ps", r, r)
-        k = np.argmin(r2, axis=1)
-        rows = np.arange(len(q))
-        dist[start:start + 2048] = np.sqrt(r2[rows, k])
-        seg[start:start + 2048] = k
-        tt[start:start + 2048] = t[rows, k]
-    return dist, seg, tt
+    return even_odd_inside(points, poly, np.roll(poly, -1, axis=0))
 
 
 def signed_distance(points, polygon) -> np.ndarray:
@@ -301,7 +252,7 @@ class AirfoilShape:
     @property
     def area(self) -> float:
         """Enclosed area (chords^2) by the shoelace formula; positive for the CCW Selig order."""
-        return _signed_area(self._poly)
+        return signed_area(self._poly)
 
     def contains(self, points) -> np.ndarray:
         """Boolean mask of which points (K, 2) lie strictly inside the section (even-odd rule)."""
@@ -312,7 +263,7 @@ class AirfoilShape:
         poly = self._poly
         if len(poly) < 4:
             return f"only {len(poly)} distinct points"
-        a = _signed_area(poly)
+        a = signed_area(poly)
         if not a > 0:
             return (f"signed area {a:.3e} is not positive: the points must run counter-clockwise "
                     f"(TE -> upper -> LE -> lower -> TE)")

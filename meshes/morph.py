@@ -62,6 +62,7 @@ import numpy as np
 import scipy.linalg
 
 from meshes.airfoil_mesh import _split_by_tag, mesh_quality
+from meshes.polygon import segment_distance, signed_area
 
 __all__ = ["MorphResult", "RBFMorpher", "morphed_mesh", "rbf_interpolate", "wall_parameter"]
 
@@ -122,11 +123,6 @@ def morphed_mesh(reference: meshio.Mesh, result: MorphResult) -> meshio.Mesh:
 # ---------------------------------------------------------------------------------------------
 
 
-def _signed_area(xy: np.ndarray) -> float:
-    x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-
-
 def _loops(edges: np.ndarray) -> list[np.ndarray]:
     """Closed loops (node ids in walking order) of a set of undirected edges, each node of
     degree 2."""
@@ -161,7 +157,7 @@ def _loops(edges: np.ndarray) -> list[np.ndarray]:
 
 def _ccw_from(loop: np.ndarray, xy: np.ndarray, start: int) -> np.ndarray:
     """The loop oriented counter-clockwise and rotated to begin at node ``start``."""
-    if _signed_area(xy[loop]) < 0:
+    if signed_area(xy[loop]) < 0:
         loop = loop[::-1]
     k = int(np.flatnonzero(loop == start)[0])
     return np.roll(loop, -k)
@@ -271,25 +267,10 @@ def _closest_on_polyline(x: np.ndarray, poly: np.ndarray, closed: bool,
     a = poly if closed else poly[:-1]
     b = np.roll(poly, -1, axis=0) if closed else poly[1:]
     ab = b - a
-    l2 = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-300)
-    out = np.empty_like(x)
-    dist = np.empty(len(x))
-    seg = np.empty(len(x), dtype=np.int64)
-    tt = np.empty(len(x))
-    chunk = max(1, 4_000_000 // max(1, len(a)))
-    for s in range(0, len(x), chunk):
-        xs = x[s:s + chunk]
-        t = np.clip(np.einsum("nkj,kj->nk", xs[:, None, :] - a[None], ab) / l2, 0.0, 1.0)
-        q = a[None] + t[..., None] * ab[None]
-        d = np.hypot(*(xs[:, None, :] - q).transpose(2, 0, 1))
-        j = np.argmin(d, axis=1)
-        r = np.arange(len(xs))
-        out[s:s + chunk] = q[r, j]
-        dist[s:s + chunk] = d[r, j]
-        seg[s:s + chunk] = j
-        tt[s:s + chunk] = t[r, j]
+    dist, seg, tt = segment_distance(x, a, b)
+    out = a[seg] + tt[:, None] * ab[seg]
     if return_normal:  # also: closest point at an open polyline's end vertex
-        t = ab[seg] / np.sqrt(l2[seg])[:, None]
+        t = ab[seg] / np.maximum(np.hypot(ab[seg, 0], ab[seg, 1]), 1e-300)[:, None]
         at_end = (((seg == 0) & (tt <= 0.0)) | ((seg == len(a) - 1) & (tt >= 1.0))) & (not closed)
         return out, dist, np.column_stack([t[:, 1], -t[:, 0]]), at_end
     return out, dist

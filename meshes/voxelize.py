@@ -14,6 +14,8 @@ import os
 import meshio
 import numpy as np
 
+from meshes.polygon import even_odd_inside
+
 __all__ = ["voxelize"]
 
 
@@ -94,17 +96,8 @@ def voxelize(mesh, coords) -> np.ndarray:
     nodes = np.stack(np.meshgrid(*coords, indexing="ij"), axis=-1).reshape(-1, d)
     if d == 2:
         seg = pts[_cells(mesh, "line")]  # (S, 2, 2)
-        x = nodes[:, 0]
-        y = nodes[:, 1] + eps[0]
-        inside = np.zeros(len(nodes), dtype=bool)
-        for (x1, y1), (x2, y2) in seg:
-            crosses = (y1 > y) != (y2 > y)
-            if not crosses.any():
-                continue
-            with np.errstate(divide="ignore", invalid="ignore"):
-                xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-            inside ^= crosses & (xc > x)
-        return inside.reshape(shape)
+        query = nodes + np.array([0.0, eps[0]])
+        return even_odd_inside(query, seg[:, 0], seg[:, 1]).reshape(shape)
     tri = pts[_cells(mesh, "triangle")]  # (T, 3, 3)
     cx, cy, cz = coords
     qx = cx + eps[0]
