@@ -63,8 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_utils import write_results  # noqa: E402
 
-from meshes.airfoil_mesh import WALL_TAG  # noqa: E402
-from meshes.morph import _loops, _signed_area  # noqa: E402
+from meshes.morph import _airfoil  # noqa: E402
 from surrogates.data.airfoil import (  # noqa: E402
     AirfoilDataConfig,
     generate_airfoil_dataset,
@@ -132,17 +131,9 @@ def gp_fit_predict(x_train, y_train, x_test, restarts, max_iter):
 
 
 def wall_polygon(mesh):
-    """Wall nodes counter-clockwise from the trailing edge (Selig order), closed."""
-    xy = np.asarray(mesh.points, float)[:, :2]
-    tags = mesh.cell_data["boundary_tag"]
-    edges = np.concatenate([np.asarray(c.data)[np.asarray(t) == WALL_TAG]
-                            for c, t in zip(mesh.cells, tags, strict=True) if c.type == "line"])
-    loop = _loops(edges)[0]
-    if _signed_area(xy[loop]) < 0:
-        loop = loop[::-1]
-    te = np.flatnonzero(xy[loop, 0] >= xy[loop, 0].max() - 1e-9)
-    start = te[np.argmin(np.abs(xy[loop[te], 1]))]  # the TE (of a blunt TE: its lower corner
-    wall = xy[np.roll(loop, -start)]                # or the sharp TE node)
+    """Wall nodes counter-clockwise from the trailing edge (Selig order), closed (the wall loop
+    the morphers use)."""
+    wall = _airfoil(mesh, "sample").wall_xy
     return np.vstack([wall, wall[:1]])
 
 
