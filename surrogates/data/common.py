@@ -122,6 +122,23 @@ def open_hdf5(path: str | os.PathLike, what: str, required: Sequence[str]):
     return f
 
 
+def write_hdf5(path: Path, datasets: Mapping[str, Any],
+               attrs: Mapping[str, Any] | None = None) -> Path:
+    """Write ``datasets`` (name -> array) and the file attributes ``attrs`` to a new HDF5 file,
+    atomically (a temporary file renamed into place; see :func:`operators.base.atomic_write`).
+    Check that ``path`` may be written (:func:`refuse_existing`) before calling."""
+    import h5py
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name, data in datasets.items():
+                f.create_dataset(name, data=data)
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+
+    return atomic_write(path, write)
+
+
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False,
                  complevel: int = 4) -> Path:
     """Write ``ds`` as compressed netCDF4, atomically.

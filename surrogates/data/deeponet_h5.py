@@ -41,11 +41,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import xarray as xr
 
-from operators.base import atomic_write
 from surrogates.data.acoustic import (
     AXES,
     POINT_DIM,
@@ -56,7 +54,7 @@ from surrogates.data.acoustic import (
     check_acoustic,
     node_coordinates,
 )
-from surrogates.data.common import open_hdf5, refuse_existing
+from surrogates.data.common import open_hdf5, refuse_existing, write_hdf5
 
 __all__ = ["DEEPONET_H5_FORMAT", "read_deeponet_h5", "write_deeponet_h5"]
 
@@ -149,19 +147,11 @@ def write_deeponet_h5(ds: xr.Dataset, sample: int, path: str | os.PathLike, *,
             attrs[key] = stored
     attrs.update(dt=dt, tmax=float(times[-1]), t0=float(times[0]), source_position=source)
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("mesh", data=mesh)
-            if "connectivity" in ds.variables:
-                f.create_dataset("conn", data=np.asarray(ds["connectivity"].values))
-            f.create_dataset("umesh", data=sensors)
-            f.create_dataset("upressures", data=pulse)
-            f.create_dataset("pressures", data=pressures)
-            f.create_dataset("times", data=times)
-            for key, value in attrs.items():
-                f.attrs[key] = value
-
-    return atomic_write(path, write)
+    datasets = {"mesh": mesh}
+    if "connectivity" in ds.variables:
+        datasets["conn"] = np.asarray(ds["connectivity"].values)
+    datasets.update(umesh=sensors, upressures=pulse, pressures=pressures, times=times)
+    return write_hdf5(path, datasets, attrs)
 
 
 def _py(value: Any) -> Any:

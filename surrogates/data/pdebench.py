@@ -43,13 +43,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import xarray as xr
 
-from operators.base import atomic_write
 from surrogates import __version__
-from surrogates.data.common import open_hdf5, refuse_existing
+from surrogates.data.common import open_hdf5, refuse_existing, write_hdf5
 
 #: The HDF5 dataset names of a PDEBench 1D file.
 TENSOR, X_COORDINATE, T_COORDINATE = "tensor", "x-coordinate", "t-coordinate"
@@ -158,15 +156,8 @@ def write_pdebench(path: str | os.PathLike, u: np.ndarray, x: np.ndarray, t: np.
     _check_layout(u.shape, x, t)
     attrs = dict(attrs or {})
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(TENSOR, data=u.astype(np.float32))
-            f.create_dataset(X_COORDINATE, data=x)
-            f.create_dataset(T_COORDINATE, data=t)
-            for key, value in attrs.items():
-                f.attrs[key] = value
-
-    return atomic_write(path, write)
+    return write_hdf5(path, {TENSOR: u.astype(np.float32), X_COORDINATE: x, T_COORDINATE: t},
+                      attrs)
 
 
 def _as_scalar(value: Any) -> float | None:
@@ -413,15 +404,10 @@ def write_pdebench_darcy(path: str | os.PathLike, a: np.ndarray, u: np.ndarray, 
         raise ValueError(f"beta must be finite, got {beta}")
     _, H, W = a.shape
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(DARCY_NU, data=a.astype(np.float32))
-            f.create_dataset(TENSOR, data=u.astype(np.float32)[:, None])
-            f.create_dataset(X_COORDINATE, data=((np.arange(W) + 0.5) / W).astype(np.float32))
-            f.create_dataset(Y_COORDINATE, data=((np.arange(H) + 0.5) / H).astype(np.float32))
-            f.attrs["beta"] = beta
-
-    return atomic_write(path, write)
+    return write_hdf5(path, {
+        DARCY_NU: a.astype(np.float32), TENSOR: u.astype(np.float32)[:, None],
+        X_COORDINATE: ((np.arange(W) + 0.5) / W).astype(np.float32),
+        Y_COORDINATE: ((np.arange(H) + 0.5) / H).astype(np.float32)}, {"beta": beta})
 
 
 def read_pdebench_darcy(path: str | os.PathLike) -> xr.Dataset:
