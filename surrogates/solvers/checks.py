@@ -35,3 +35,13 @@ def check_int(value, name: str, minimum: int) -> int:
     if i < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {i}")
     return i
+
+
+def check_positive(value, name: str) -> float:
+    """``value`` as a finite ``float > 0`` (``bool`` and non-numbers refused); ``ValueError``
+    else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)

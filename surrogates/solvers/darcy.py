@@ -102,7 +102,7 @@ import scipy.fft
 import scipy.sparse
 from numpy.typing import ArrayLike
 
-from surrogates.solvers.checks import check_dtype, check_int
+from surrogates.solvers.checks import check_dtype, check_int, check_positive
 
 __all__ = [
     "DarcyConvergenceError",
@@ -167,14 +167,6 @@ def cell_centers(n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
-
-
 def gaussian_random_field(n_samples: int, n: int, seed: int = 0, *, alpha: float = 2.0,
                           tau: float = 3.0, sample_offset: int = 0) -> np.ndarray:
     r"""Mean-zero Gaussian random fields on the cell centres, as in the FNO Darcy data.
@@ -219,8 +211,8 @@ def gaussian_random_field(n_samples: int, n: int, seed: int = 0, *, alpha: float
     n = check_int(n, "n", minimum=2)
     seed = check_int(seed, "seed", minimum=0)
     sample_offset = check_int(sample_offset, "sample_offset", minimum=0)
-    alpha = _check_positive(alpha, "alpha")
-    tau = _check_positive(tau, "tau")
+    alpha = check_positive(alpha, "alpha")
+    tau = check_positive(tau, "tau")
     k = np.arange(n)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
     sigma = tau ** (alpha - 1.0) * (np.pi**2 * k2 + tau**2) ** (-alpha / 2.0)
@@ -491,7 +483,7 @@ def solve_darcy(a: ArrayLike, f: ArrayLike = 1.0, *, tol: float | None = None,
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     if tol is None:
         tol = DEFAULT_TOL[np_dtype]
-    tol = _check_positive(tol, "tol")
+    tol = check_positive(tol, "tol")
     n = arr.shape[-1]
     sizes = _level_sizes(n)
     if sizes[-1] > MAX_COARSEST:

@@ -113,7 +113,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogates.solvers.checks import check_dtype, check_int
+from surrogates.solvers.checks import check_dtype, check_int, check_positive
 
 __all__ = [
     "DEFAULT_CFL_FRACTION",
@@ -129,14 +129,6 @@ __all__ = [
 #: Default Courant number as a fraction of the stability limit :func:`cfl_limit`.
 DEFAULT_CFL_FRACTION = 0.95
 _GRID_TOL = 1e-6  # relative tolerance for L/h being an integer and for uniform times
-
-
-def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
 
 
 def cfl_limit(dim: int, order: int) -> float:
@@ -202,8 +194,8 @@ class Room:
             raise ValueError(f"only 2D and 3D rooms are supported: size has {len(size)} entries "
                              f"({self.size!r})")
         for s in size:
-            _positive(s, "room size")
-        h = _positive(self.spacing, "spacing")
+            check_positive(s, "room size")
+        h = check_positive(self.spacing, "spacing")
         for L in size:
             n = L / h
             if abs(n - round(n)) > _GRID_TOL * max(1.0, n) or round(n) < 2:
@@ -211,8 +203,8 @@ class Room:
                                  f"spacing {h} m (got L/h = {n:.6g})")
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "spacing", h)
-        object.__setattr__(self, "c", _positive(self.c, "c"))
-        object.__setattr__(self, "rho", _positive(self.rho, "rho"))
+        object.__setattr__(self, "c", check_positive(self.c, "c"))
+        object.__setattr__(self, "rho", check_positive(self.rho, "rho"))
         a = np.asarray(self.absorption, dtype=np.float64)
         if a.ndim == 0:
             a = np.full(2 * len(size), float(a))
@@ -314,7 +306,7 @@ def gaussian_pulse(points, source, width, amplitude=1.0) -> np.ndarray:
     if x.shape[-1:] != s.shape:
         raise ValueError(f"points have shape {x.shape}, source has shape {s.shape}: the last "
                          f"axis of points must equal the source dimension")
-    width = _positive(width, "width")
+    width = check_positive(width, "width")
     r2 = np.sum((x - s) ** 2, axis=-1)
     return float(amplitude) * np.exp(-r2 / (2.0 * width**2))
 
@@ -559,13 +551,13 @@ def simulate(room: Room, sources, times, *, pulse_width=0.2, amplitude=1.0, orde
         raise ValueError(f"order must be 2 or 4, got {order!r}")
     src = _check_positions(sources, room, "sources")
     t = _check_times(times)
-    width = _positive(pulse_width, "pulse_width")
+    width = check_positive(pulse_width, "pulse_width")
     if isinstance(amplitude, bool) or not np.isfinite(amplitude):
         raise ValueError(f"amplitude must be a finite number, got {amplitude!r}")
     limit = cfl_limit(room.dim, order)
     if cfl is None:
         cfl = DEFAULT_CFL_FRACTION * limit
-    cfl = _positive(cfl, "cfl")
+    cfl = check_positive(cfl, "cfl")
     if cfl > limit * (1.0 + 1e-12):
         raise ValueError(f"cfl = {cfl:.6g} exceeds the stability limit {limit:.6g} of the "
                          f"order-{order} scheme in {room.dim}D (c dt / h <= "
@@ -686,7 +678,7 @@ def acoustic_energy(p_prev, p_next, room: Room, dt: float, *, order: int = 2):
     """
     if order not in (2, 4):
         raise ValueError(f"order must be 2 or 4, got {order!r}")
-    dt = _positive(dt, "dt")
+    dt = check_positive(dt, "dt")
     p0 = np.asarray(p_prev, dtype=np.float64)
     p1 = np.asarray(p_next, dtype=np.float64)
     if p0.shape != p1.shape or p0.shape[-room.dim:] != room.shape:
