@@ -158,13 +158,19 @@ def fit_cst(shape, order: int = 8, *, n1: float = 0.5, n2: float = 1.0) -> CSTAi
 
 
 def random_cst(rng, n_shapes: int, *, order: int = 6, upper_range=(0.05, 0.35),
-               lower_range=(-0.25, 0.10), te_range=(0.0, 0.005),
+               lower_range=(-0.25, 0.10), le_range=(0.1, 0.3), te_range=(0.0, 0.005),
                thickness_range=(0.04, 0.25), n1: float = 0.5, n2: float = 1.0,
                max_tries: int = 200) -> list[CSTAirfoil]:
-    """Random valid CST sections, reproducible from a seed.
+    r"""Random valid CST sections, reproducible from a seed.
 
     Each coefficient is drawn independently and uniformly: upper ones in ``upper_range``,
-    lower ones in ``lower_range``, the trailing-edge gap in ``te_range``. A draw is kept only
+    lower ones in ``lower_range``, the trailing-edge gap in ``te_range``; except the first
+    (leading-edge) coefficients when ``le_range`` is given: :math:`A_{u,0} \in` ``le_range``
+    and :math:`-A_{l,0} \in` ``le_range``, so both surfaces leave the nose on their own side
+    with leading-edge radii :math:`r = A_0^2/2` (class exponent 0.5) of 0.005-0.045 chords by
+    default (NACA 0012: 0.016). Without it (None) a lower coefficient above zero can make both
+    surfaces rise from a pointed, drooped nose, which no mesh morpher maps smoothly from a
+    round one. A draw is kept only
     if, evaluated on 200 cosine stations per surface, (i) :math:`y_u > y_l` at every interior
     station (the surfaces meet only at the leading edge), (ii) the outline has no
     self-intersection (:meth:`AirfoilShape.is_valid`) and (iii) the maximum thickness lies in
@@ -198,8 +204,13 @@ def random_cst(rng, n_shapes: int, *, order: int = 6, upper_range=(0.05, 0.35),
         raise ValueError(f"n_shapes must be >= 0, got {n_shapes}")
     if int(order) < 1:
         raise ValueError(f"CST order must be >= 1, got {order}")
-    for label, (a, b) in (("upper_range", upper_range), ("lower_range", lower_range),
-                          ("te_range", te_range), ("thickness_range", thickness_range)):
+    ranges = [("upper_range", upper_range), ("lower_range", lower_range),
+              ("te_range", te_range), ("thickness_range", thickness_range)]
+    if le_range is not None:
+        ranges.append(("le_range", le_range))
+        if le_range[0] <= 0:
+            raise ValueError(f"le_range must be positive, got {le_range}")
+    for label, (a, b) in ranges:
         if not (math.isfinite(a) and math.isfinite(b) and a <= b):
             raise ValueError(f"{label} must be a finite (low, high) pair with low <= high, "
                              f"got {(a, b)}")
@@ -216,6 +227,9 @@ def random_cst(rng, n_shapes: int, *, order: int = 6, upper_range=(0.05, 0.35),
         tries += 1
         u = rng.uniform(*upper_range, size=k)
         lo = rng.uniform(*lower_range, size=k)
+        if le_range is not None:
+            u[0] = rng.uniform(*le_range)
+            lo[0] = -rng.uniform(*le_range)
         te = rng.uniform(*te_range)
         cand = CSTAirfoil(u, lo, te, n1, n2)
         yu, yl = cand.surfaces(x)

@@ -46,6 +46,9 @@ def _generate_airfoil_command():
                                   "[-4,10], or a list a,b,c (a 2-list: [a,b]) run for every shape.")
     @click.option("--mach", help="Mach range LO,HI, one draw per shape [0,0.5].")
     @click.option("--reynolds", help="Reynolds range LO,HI, log-uniform per shape [1e6,6e6].")
+    @click.option("--x-transition", type=float,
+                  help="Boundary-layer trip, chord fraction (0: fully turbulent) [free "
+                       "transition].")
     @click.option("--panels", "n_panels", type=int, help="Panels per shape (even) [160].")
     @click.option("--farfield-radius", type=float, help="Far-field radius in chords [20].")
     @click.option("--growth", type=float, help="Mesh size growth per chord of distance [0.3].")

@@ -79,10 +79,23 @@ class AirfoilDataConfig:
         One free-stream Mach number per shape, uniform in this range (within [0, 0.7]).
     reynolds_range : (float, float)
         One chord Reynolds number per shape, log-uniform in this range.
+    x_transition : float, optional
+        Boundary-layer trip (chord fraction, see
+        :func:`surrogates.solvers.panel.solve_airfoils`); 0 = fully turbulent from the
+        stagnation point, like RANS data with a turbulence model and no transition (AirfRANS),
+        which also makes the drag a smooth function of shape and conditions. None (default):
+        free transition by Michel's criterion, whose jumps of the transition point make the
+        drag piecewise smooth.
     n_panels : int
         Panels per shape (even; the wall polygon has ``n_panels + 1`` nodes).
     closed_te : bool
-        NACA sections with a sharp trailing edge (CST sections keep their drawn gap).
+        NACA sections with a sharp trailing edge (the closed-TE polynomial).
+    cst_te_range : (float, float)
+        CST trailing-edge gap (chords), uniform in this range. The morphers of
+        :mod:`meshes.morph` need gaps of similar size across a family (a support with a 2e-3
+        chord base folds its base cells onto a 3e-4 one): a constant gap such as
+        (0.0025, 0.0025) morphs throughout. Sharp CST trailing edges (0, 0) often carry a
+        panel-method suction spike on their last panel.
     farfield_radius, growth, max_size : float
         Mesh settings (chords) for :func:`meshes.airfoil_mesh.airfoil_domain_mesh`; the far
         field is a circle about mid-chord (0.5, 0). Defaults give about 4 000 nodes.
@@ -101,10 +114,12 @@ class AirfoilDataConfig:
     alpha_values: list[float] | None = None
     mach_range: tuple[float, float] = (0.0, 0.5)
     reynolds_range: tuple[float, float] = (1e6, 6e6)
+    x_transition: float | None = None
     camber_range: tuple[float, float] = (0.0, 6.0)
     position_range: tuple[float, float] = (2.0, 6.0)
     thickness_range: tuple[float, float] = (8.0, 20.0)
     cst_order: int = 6
+    cst_te_range: tuple[float, float] = (0.0, 0.005)
     n_panels: int = 160
     closed_te: bool = True
     farfield_radius: float = 20.0
@@ -134,6 +149,7 @@ class AirfoilDataConfig:
         pair("camber_range", 0.0, 9.5)
         pair("position_range", 0.5, 9.5)
         pair("thickness_range", 1.0, 40.0)
+        pair("cst_te_range", 0.0, 0.05)
         if self.alpha_values is not None:
             self.alpha_values = [float(a) for a in self.alpha_values]
             if not self.alpha_values or any(abs(a) > 30 for a in self.alpha_values):
@@ -143,6 +159,9 @@ class AirfoilDataConfig:
             raise ValueError(f"farfield_radius must exceed 2 chords, got {self.farfield_radius}")
         if not self.growth > 0:
             raise ValueError(f"growth must be > 0, got {self.growth}")
+        if self.x_transition is not None and not 0.0 <= float(self.x_transition) <= 1.0:
+            raise ValueError(f"x_transition must be a chord fraction in [0, 1] or None, got "
+                             f"{self.x_transition}")
 
     @property
     def n_alphas(self) -> int:
@@ -162,7 +181,8 @@ def _draw_shapes(config: AirfoilDataConfig, rng: np.random.Generator):
         return shapes, {"naca_camber": m, "naca_position": p, "naca_thickness": t}
     from meshes.cst import random_cst
 
-    csts = random_cst(rng, config.n_shapes, order=config.cst_order)
+    csts = random_cst(rng, config.n_shapes, order=config.cst_order,
+                      te_range=config.cst_te_range)
     shapes = [c.to_shape(n_pts) for c in csts]
     return shapes, {"cst_upper": np.stack([c.upper for c in csts]),
                     "cst_lower": np.stack([c.lower for c in csts]),
@@ -219,7 +239,7 @@ def _solve_shape(shape, config, rng, alphas):
         mach = float(rng.uniform(*config.mach_range))
         re = float(np.exp(rng.uniform(lo, hi)))
         sol = solve_airfoils(shape.coords[None], alphas, mach=mach, reynolds=re,
-                             strict_mach=False)
+                             strict_mach=False, x_transition=config.x_transition)
         ok = ~sol.supercritical[0] & np.isfinite(sol.cd[0])
         if ok.all() or attempt == config.max_redraws:
             return sol, ok

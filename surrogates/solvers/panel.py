@@ -287,7 +287,7 @@ def _geometry(nodes):
     return x1, y1, x2, y2, 0.5 * (x1 + x2), 0.5 * (y1 + y2), ln, nx, ny
 
 
-def _solve_one(nodes, alphas, mach, re, viscous):
+def _solve_one(nodes, alphas, mach, re, x_trip, viscous):
     x1, y1, x2, y2, xc, yc, ln, nx, ny = _geometry(nodes)
     npan = ln.shape[0]
     dt = ln.dtype
@@ -323,8 +323,8 @@ def _solve_one(nodes, alphas, mach, re, viscous):
         s_nodes = jnp.concatenate([jnp.zeros(1, dt), jnp.cumsum(ln)])
         s_mid = 0.5 * (s_nodes[:-1] + s_nodes[1:])
         x_end = x.max() - TE_EXCLUDE * chord
-        bl = jax.vmap(boundary_layer, in_axes=(0, None, None, None, None))(
-            vt.T, s_mid, xc, x_end, re)
+        bl = jax.vmap(boundary_layer, in_axes=(0, None, None, None, None, None))(
+            vt.T, s_mid, xc, x_end, re, x.min() + x_trip * chord)
         th, h, cf, cd_parts, x_tr, lsep, tsep, k = bl
         out.update(theta=th, h=h, cf=cf, cd_parts=cd_parts, x_tr=x_tr, lsep=lsep, tsep=tsep,
                    k=k)
@@ -332,9 +332,9 @@ def _solve_one(nodes, alphas, mach, re, viscous):
 
 
 @partial(jax.jit, static_argnames=("viscous",))
-def _solve_batch(nodes, alphas, mach, re, viscous):
-    return jax.vmap(_solve_one, in_axes=(0, None, None, None, None))(nodes, alphas, mach, re,
-                                                                     viscous)
+def _solve_batch(nodes, alphas, mach, re, x_trip, viscous):
+    return jax.vmap(_solve_one, in_axes=(0, None, None, None, None, None))(
+        nodes, alphas, mach, re, x_trip, viscous)
 
 
 def _field_one(nodes, gam, alphas, pts):
@@ -448,7 +448,7 @@ def _check_reynolds(reynolds) -> float | None:
 
 
 def solve_airfoils(coords, alpha_deg, *, mach=0.0, reynolds=None, strict_mach=True,
-                   dtype="float64") -> PanelSolution:
+                   x_transition=None, dtype="float64") -> PanelSolution:
     r"""Solve potential flow (and optionally an integral boundary layer) around airfoils.
 
     Parameters
@@ -468,6 +468,12 @@ def solve_airfoils(coords, alpha_deg, *, mach=0.0, reynolds=None, strict_mach=Tr
     strict_mach : bool
         Raise when the corrected flow is locally supersonic (min Cp < critical Cp); when
         ``False`` only set ``supercritical``.
+    x_transition : float, optional
+        Forced transition (a trip, like XFOIL's ``XTR``) at this chord fraction in [0, 1] on
+        both surfaces, where Michel's criterion has not already transitioned the layer; 0 makes
+        the boundary layer turbulent from the stagnation point (the fully turbulent flow of
+        RANS data such as AirfRANS, Spalart-Allmaras without transition). None: free
+        transition only.
     dtype : {"float64", "float32"}
         Working precision.
 
@@ -490,11 +496,18 @@ def solve_airfoils(coords, alpha_deg, *, mach=0.0, reynolds=None, strict_mach=Tr
     m = _check_mach(mach)
     re = _check_reynolds(reynolds)
     viscous = re is not None
+    if x_transition is None:
+        x_trip = np.inf
+    else:
+        x_trip = float(x_transition)
+        if not 0.0 <= x_trip <= 1.0:
+            raise ValueError(f"x_transition must be a chord fraction in [0, 1], got "
+                             f"{x_transition!r}")
     with jax.enable_x64(dt == np.float64):
         jd = jnp.dtype(dt)
         out = _solve_batch(jnp.asarray(c, jd), jnp.asarray(np.deg2rad(a), jd),
                            jnp.asarray(m, jd), jnp.asarray(re if viscous else 1.0, jd),
-                           viscous=viscous)
+                           jnp.asarray(x_trip, jd), viscous=viscous)
         out = {k: np.asarray(jax.device_get(v)) for k, v in out.items()}
     for key in ("gamma", "cp", "cl_circ", "cm"):
         if not np.all(np.isfinite(out[key])):

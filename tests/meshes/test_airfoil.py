@@ -146,6 +146,19 @@ def test_random_cst_valid_and_seeded():
         assert p.upper.size == 6
 
 
+def test_random_cst_leading_edge_coefficients():
+    """Default draws have a round nose on both sides: A_u0 in le_range, -A_l0 in le_range, so
+    the leading-edge radius A0^2/2 (class exponent 0.5) is 0.005-0.045 chords."""
+    shapes = random_cst(3, 40)
+    a_u0 = np.array([p.upper[0] for p in shapes])
+    a_l0 = np.array([p.lower[0] for p in shapes])
+    assert np.all((0.1 <= a_u0) & (a_u0 <= 0.3)) and np.all((-0.3 <= a_l0) & (a_l0 <= -0.1))
+    free = random_cst(3, 40, le_range=None)  # the old draw: some lower noses point upwards
+    assert np.any([p.lower[0] > 0 for p in free])
+    with pytest.raises(ValueError, match="le_range"):
+        random_cst(0, 2, le_range=(-0.1, 0.2))
+
+
 def test_random_cst_rejects_impossible_ranges():
     with pytest.raises(ValueError, match="widen"):
         random_cst(0, 2, upper_range=(-0.2, -0.1), lower_range=(0.1, 0.2), max_tries=5)

@@ -204,6 +204,29 @@ def test_drag_naca0012_against_abbott_von_doenhoff(naca_viscous):
     assert np.all(s.cf[0, 0, s.x[0] < 0.95] > 0)
 
 
+def test_tripped_drag_against_turbulent_flat_plate():
+    """Fully turbulent layers (trip at the stagnation point) on thin symmetric sections at zero
+    lift against Schlichting's turbulent flat plate, 2 x 0.455 / (log10 Re)^2.58 per side, times
+    Hoerner's thickness form factor 1 + 2 t/c + 60 (t/c)^4 (Hoerner, Fluid-Dynamic Drag, 1965,
+    ch. 6). Measured ratios 0.93-0.97."""
+    for t in (0.02, 0.04, 0.06):
+        c = naca00(t, 60)
+        for re in (1e6, 1e7):
+            s = solve_airfoils(c, 0.0, reynolds=re, x_transition=0.0)
+            plate = 2 * 0.455 / np.log10(re) ** 2.58 * (1 + 2 * t + 60 * t**4)
+            assert s.cd[0, 0] == pytest.approx(plate, rel=0.1), (t, re)
+            assert np.all(s.x_transition[0, 0] < 0.02)  # tripped right at the leading edge
+            free = solve_airfoils(c, 0.0, reynolds=re)
+            assert s.cd[0, 0] > free.cd[0, 0]  # turbulent skin friction exceeds laminar
+    # a trip at the trailing edge never fires: identical to free transition
+    c = naca00(0.12, 60)
+    late = solve_airfoils(c, [0.0, 4.0], reynolds=3e6, x_transition=1.0)
+    free = solve_airfoils(c, [0.0, 4.0], reynolds=3e6)
+    np.testing.assert_array_equal(late.cd, free.cd)
+    with pytest.raises(ValueError, match="x_transition"):
+        solve_airfoils(c, 0.0, reynolds=3e6, x_transition=1.5)
+
+
 # ----------------------------------------------------------------------------------------------
 # Batching, precision, inputs
 # ----------------------------------------------------------------------------------------------
