@@ -27,7 +27,7 @@ from meshes.morph import (
     _wall_distance,
 )
 
-__all__ = ["ElasticityMorpher", "ElasticityPOD"]
+__all__ = ["ElasticityMorpher", "ElasticityPOD", "ReducedElasticityMorpher"]
 
 
 
@@ -159,7 +159,8 @@ class ElasticityMorpher:
     :math:`A_c` the reference cell area and :math:`\\tilde A` its median, so the small cells
     near the wall move almost rigidly (plane strain). The stiffness is re-assembled on the moved
     mesh each step (updated Lagrangian) with the reference moduli; every step is checked for
-    inverted cells. The loop stops when
+    inverted cells and, if it inverts any, retried with :math:`\\gamma_k` halved (the next
+    solve, on the less-moved mesh, carries the rest). The loop stops when
     :math:`\\max_i \\operatorname{dist}(x_i, \\Gamma_{tgt}) <` ``tol``; then the wall nodes are
     projected exactly onto the target (the :math:`\\pi(x_i)` above; nodes that collapse onto one
     point, e.g. a sharp corner's vertex, are spread in arc length between their neighbours) and
@@ -182,10 +183,14 @@ class ElasticityMorpher:
         Penalty factors :math:`\\alpha_k` per iteration (the last one repeats).
     max_iter : int
         Maximum penalty iterations before the final projection.
+    max_halvings : int
+        A step that would invert a triangle is retried with :math:`\\gamma_k` halved, at most
+        this many times (default 4), before the morph is refused.
     """
 
     def __init__(self, *, chi: float = 1.0, poisson: float = 0.3, tol: float = 1e-6,
-                 gammas=(0.5, 1.0), penalties=(1e1, 1e2, 1e3, 1e4, 1e6), max_iter: int = 30):
+                 gammas=(0.5, 1.0), penalties=(1e1, 1e2, 1e3, 1e4, 1e6), max_iter: int = 30,
+                 max_halvings: int = 4):
         if not 0 <= poisson < 0.5:
             raise ValueError(f"poisson must be in [0, 0.5), got {poisson}")
         if chi < 0:
@@ -195,6 +200,9 @@ class ElasticityMorpher:
         self.chi, self.poisson, self.tol = float(chi), float(poisson), float(tol)
         self.gammas, self.penalties = tuple(gammas), tuple(penalties)
         self.max_iter = int(max_iter)
+        if int(max_halvings) < 0:
+            raise ValueError(f"max_halvings must be >= 0, got {max_halvings}")
+        self.max_halvings = int(max_halvings)
 
     def _moduli(self, ref: _Airfoil):
         p = ref.xy[ref.tris]
@@ -248,7 +256,11 @@ class ElasticityMorpher:
         free[D] = False
         A = A.tocsr()
         rhs = b[free] - A[free][:, D] @ u[D]
-        u[free] = spla.splu(A[free][:, free].tocsc()).solve(rhs)
+        # symmetric positive definite: SuperLU's symmetric mode (minimum degree on A^T + A,
+        # diagonal pivots) fills in half as much as the default column ordering here
+        lu = spla.splu(A[free][:, free].tocsc(), permc_spec="MMD_AT_PLUS_A",
+                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        u[free] = lu.solve(rhs)
         return np.stack([u[dofs[0]], u[dofs[1]]], axis=1)
 
     def morph(self, reference: meshio.Mesh, target: meshio.Mesh) -> MorphResult:
@@ -278,8 +290,7 @@ class ElasticityMorpher:
             # the TE of a strongly rotated target) get no load: its direction is meaningless
             u = self._solve(K, dofs, fixed, fixed_u, ref.wall, alpha * w_len * ~at_end,
                             cp - x[ref.wall], nrm)
-            x = x + gamma * u
-            self._check_step(ref, x, it)
+            x = self._step(ref, x, u, gamma, it)
         # final exact projection as a Dirichlet condition
         cp = _side_projection(x[ref.wall], ref, tgt)
         cp = _untangle_on_wall(cp, tgt, pos)
@@ -292,18 +303,24 @@ class ElasticityMorpher:
         return _finish(reference, ref, x, tgt, it + 1, "elasticity morphing",
                        {"history": history, "chi": self.chi})
 
-    @staticmethod
-    def _check_step(ref: _Airfoil, x: np.ndarray, it: int):
-        p = x[ref.tris]
-        a = ((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
-             - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1]))
-        n = int(np.sum(a <= 0))
-        if n:
-            k = int(np.argmin(a))
-            cx, cy = ref.xy[ref.tris[k]].mean(axis=0)
-            raise ValueError(f"elasticity morphing: {n} inverted triangles after step {it + 1} "
-                             f"(worst: triangle {k}, reference centroid ({cx:.4g}, {cy:.4g})); "
-                             "use smaller gammas or a larger chi")
+    def _step(self, ref: _Airfoil, x: np.ndarray, u: np.ndarray, gamma: float, it: int
+              ) -> np.ndarray:
+        """``x + gamma u``, with gamma halved (up to ``max_halvings`` times) while the step
+        inverts a triangle; raises if even the smallest step does."""
+        for _ in range(self.max_halvings + 1):
+            x_new = x + gamma * u
+            p = x_new[ref.tris]
+            a = ((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
+                 - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1]))
+            n = int(np.sum(a <= 0))
+            if not n:
+                return x_new
+            gamma *= 0.5
+        k = int(np.argmin(a))
+        cx, cy = ref.xy[ref.tris[k]].mean(axis=0)
+        raise ValueError(f"elasticity morphing: {n} inverted triangles after step {it + 1} even "
+                         f"with the step factor halved {self.max_halvings} times (worst: triangle "
+                         f"{k}, reference centroid ({cx:.4g}, {cy:.4g})); use a larger chi")
 
 
 class ElasticityPOD:
@@ -393,3 +410,83 @@ class ElasticityPOD:
         u = (self.mean_ + self.modes_.T @ c).reshape(-1, 2)
         return _finish(reference, ref, ref.xy + u, tgt, it, "POD online morphing",
                        {"coefficients": c})
+
+
+class ReducedElasticityMorpher(ElasticityMorpher):
+    """Offline/online elasticity morphing (Kabalan et al.) for a regressor such as
+    :class:`surrogates.mmgp.MMGPRegressor`.
+
+    Offline (:meth:`morph_offline`): the full :class:`ElasticityMorpher` solve, used on the
+    training meshes. The regressor then hands over a reduced basis of those morphings
+    (:meth:`set_reduced_basis`: mean and modes of the morphed support coordinates, e.g. the
+    shape POD of MMGP). Online (:meth:`morph`, once a basis is set): the
+    :class:`ElasticityPOD` Gauss-Newton fit of the basis coefficients to the target wall, one
+    small least-squares problem per step and no finite-element solve, so a new mesh costs
+    milliseconds instead of seconds. The online wall lies on the target only up to the
+    basis' approximation error (``boundary_distance`` reports it); a result with inverted
+    triangles is refused there too, and the morpher then falls back to the offline solve
+    (counted in ``n_fallbacks``). Without a basis :meth:`morph` is the offline solve.
+
+    Parameters
+    ----------
+    n_iter : int
+        Gauss-Newton steps of the online fit (default 10).
+    **kwargs
+        :class:`ElasticityMorpher` settings of the offline solve.
+    """
+
+    def __init__(self, *, n_iter: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        if int(n_iter) < 1:
+            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+        self.n_iter = int(n_iter)
+        self._pod: ElasticityPOD | None = None
+        self._fallbacks = 0
+
+    @property
+    def n_fallbacks(self) -> int:
+        """Online morphs refused (inverted triangles) and redone offline."""
+        return self._fallbacks
+
+    def morph_offline(self, reference: meshio.Mesh, target: meshio.Mesh) -> MorphResult:
+        """The full elasticity morphing of :class:`ElasticityMorpher`."""
+        return ElasticityMorpher.morph(self, reference, target)
+
+    def set_reduced_basis(self, reference: meshio.Mesh, mean_points, modes) -> None:
+        """Use the span of the training morphings for :meth:`morph`.
+
+        Parameters
+        ----------
+        reference : meshio.Mesh
+            The reference (support) mesh the basis belongs to.
+        mean_points : array_like (N, d)
+            Mean morphed coordinates of the reference nodes (d >= 2; only x, y are used).
+        modes : array_like (k, N, d)
+            Coordinate modes (any basis; k may be 0).
+        """
+        ref = np.asarray(reference.points, dtype=np.float64)
+        mean = np.asarray(mean_points, dtype=np.float64)
+        modes = np.asarray(modes, dtype=np.float64)
+        if mean.ndim != 2 or mean.shape[0] != len(ref) or mean.shape[1] < 2:
+            raise ValueError(f"mean_points must be ({len(ref)}, d >= 2), got {mean.shape}")
+        if modes.ndim != 3 or modes.shape[1:] != mean.shape:
+            raise ValueError(f"modes must be (k, {mean.shape[0]}, {mean.shape[1]}), got "
+                             f"{modes.shape}")
+        pod = ElasticityPOD(n_modes=max(len(modes), 1))
+        pod.mean_ = (mean[:, :2] - ref[:, :2]).ravel()
+        pod.modes_ = modes[:, :, :2].reshape(len(modes), -1)
+        pod.n_nodes_ = len(ref)
+        self._pod = pod
+
+    def morph(self, reference: meshio.Mesh, target: meshio.Mesh) -> MorphResult:
+        """Online morphing in the reduced basis (offline solve without one, or on refusal)."""
+        if self._pod is None:
+            return self.morph_offline(reference, target)
+        if len(reference.points) != self._pod.n_nodes_:
+            raise ValueError(f"reference mesh has {len(reference.points)} nodes; the reduced "
+                             f"basis belongs to one of {self._pod.n_nodes_}")
+        try:
+            return self._pod.morph_online(reference, target, n_iter=self.n_iter)
+        except ValueError:
+            self._fallbacks += 1
+            return self.morph_offline(reference, target)

@@ -31,11 +31,13 @@ def _train_mmgp_command():
                   help="Run folder to create.")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
                   help="TOML file with MMGPRunConfig fields.")
-    @click.option("--morpher", type=click.Choice(["rbf", "elasticity", "tutte"]),
-                  help="Mesh morphing onto the common support [rbf].")
+    @click.option("--morpher",
+                  type=click.Choice(["rbf", "elasticity", "elasticity-online", "tutte"]),
+                  help="Mesh morphing onto the common support; elasticity-online: elasticity "
+                       "for training meshes, the shape POD for new ones [rbf].")
     @click.option("--fields", help="Point fields to learn, comma-separated ('' for none) [cp].")
     @click.option("--scalars", help="Scalar outputs, comma-separated [cl,cd].")
-    @click.option("--inputs", help="Scalar inputs, comma-separated [alpha,mach].")
+    @click.option("--inputs", help="Scalar inputs, comma-separated [alpha,mach,reynolds].")
     @click.option("--n-train", type=int, help="Training samples used [all of the split].")
     @click.option("--test-fraction", type=float,
                   help="Fraction of the shapes held out for testing [0.2].")

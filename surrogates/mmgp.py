@@ -31,6 +31,14 @@ Pipeline of :meth:`MMGPRegressor.fit`
    Matern-5/2 kernel and noise variance), fitted together as one GPyTorch batch with the
    restarts (:class:`surrogates.gp.BatchedExactGP`, exact Cholesky, float64 by default).
 
+Offline/online morphing: a morpher may define ``morph_offline`` (used for the training meshes)
+and ``set_reduced_basis(support, mean, modes)``; after the shape POD of step 3 (and after
+:meth:`MMGPRegressor.load`) it receives that POD's mean and modes and morphs new meshes in their
+span (:class:`meshes.morph_elasticity.ReducedElasticityMorpher`: seconds of elasticity solves
+offline, milliseconds online). The GP inputs of the training samples then come from their own
+online morphs too, so that training and new shapes are described the same way (the offline
+morphs build the basis and carry the fields to the support).
+
 Prediction and uncertainty
 --------------------------
 For a query mesh :math:`\mathcal M` the support is morphed onto it (coordinates :math:`Z`), its
@@ -80,9 +88,10 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from meshes.morph import mesh_key
 from surrogates.gp import BatchedExactGP
 
-__all__ = ["MMGPRegressor", "lumped_mass", "WeightedPCA"]
+__all__ = ["MMGPRegressor", "WeightedPCA", "lumped_mass"]
 
 _FORMAT_VERSION = 1
 
@@ -329,10 +338,12 @@ class MMGPRegressor:
     gp_ : surrogates.gp.BatchedExactGP
         One batch member per scalar output and per field mode (``output_slices_``).
     fit_seconds_ : float
-    morph_seconds_ : ndarray, shape (n_train,)
-        Seconds per training morph.
+    morph_seconds_ : ndarray, shape (n_unique_train_meshes,)
+        Seconds per training morph. Samples that share a mesh (identical node coordinates and
+        cells, e.g. one shape at several angles of attack) are morphed, and their transfer
+        matrices built, once.
     predict_morph_seconds_ : ndarray
-        Seconds per morph of the last :meth:`predict` call.
+        Seconds per morph (of each distinct mesh) of the last :meth:`predict` call.
     """
 
     def __init__(self, morpher=None, reference: int | meshio.Mesh = 0,
@@ -438,27 +449,44 @@ class MMGPRegressor:
             fields[name] = arrays
         return scalars, fields
 
-    def _morph_all(self, meshes: list) -> tuple[np.ndarray, np.ndarray]:
-        """Morphed support coordinates (n, n_s, d) and seconds per morph."""
+    def _morph_all(self, meshes: list, offline: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Morphed support coordinates (n, n_s, d) and seconds per morph of each distinct mesh
+        (meshes with equal :func:`meshes.morph.mesh_key` are morphed once). ``offline``: the
+        training morphs, by the morpher's ``morph_offline`` when it has one."""
         morpher = self._morpher()
-        coords, seconds = [], []
+        morph = getattr(morpher, "morph_offline", morpher.morph) if offline else morpher.morph
+        coords, seconds, done = [], [], {}
         n_s = len(self.support_.points)
         # the progress bar shows only on a terminal (disable=None)
         for i, mesh in enumerate(tqdm(meshes, desc="morphing", disable=None, leave=False)):
-            t0 = time.perf_counter()
-            result = morpher.morph(self.support_, mesh)
-            seconds.append(time.perf_counter() - t0)
-            pts = np.asarray(result.points, dtype=float)
-            if pts.ndim != 2 or pts.shape[0] != n_s:
-                raise ValueError(f"the morpher returned points of shape {pts.shape} for mesh {i}; "
-                                 f"expected ({n_s}, d) for the {n_s} support nodes")
-            coords.append(pts)
+            key = mesh_key(mesh)
+            if key not in done:
+                t0 = time.perf_counter()
+                result = morph(self.support_, mesh)
+                seconds.append(time.perf_counter() - t0)
+                pts = np.asarray(result.points, dtype=float)
+                if pts.ndim != 2 or pts.shape[0] != n_s:
+                    raise ValueError(f"the morpher returned points of shape {pts.shape} for mesh "
+                                     f"{i}; expected ({n_s}, d) for the {n_s} support nodes")
+                done[key] = pts
+            coords.append(done[key])
         dims = {c.shape[1] for c in coords}
         if hasattr(self, "shape_dim_"):
             dims.add(self.shape_dim_)
         if len(dims) != 1:
             raise ValueError(f"morphed points have inconsistent dimensions {sorted(dims)}")
         return np.stack(coords), np.asarray(seconds)
+
+    def _hand_over_shape_basis(self) -> None:
+        """Give an offline/online morpher (one with ``set_reduced_basis``, e.g.
+        :class:`meshes.morph_elasticity.ReducedElasticityMorpher`) the shape POD: mean and
+        modes of the training morphings, in which it then morphs new meshes."""
+        morpher = self._morpher()
+        if hasattr(morpher, "set_reduced_basis"):
+            n_s, d = len(self.support_.points), self.shape_dim_
+            pca = self.shape_pca_
+            morpher.set_reduced_basis(self.support_, pca.mean_.reshape(n_s, d),
+                                      pca.decoder_.reshape(-1, n_s, d))
 
     def _features(self, coords: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         shape_coef = self.shape_pca_.transform(coords.reshape(len(coords), -1))
@@ -518,11 +546,12 @@ class MMGPRegressor:
                              "lumped mass); remove them or use mass_weighted=False")
         self.node_weights_ = node_w
 
-        coords, self.morph_seconds_ = self._morph_all(meshes)
+        coords, self.morph_seconds_ = self._morph_all(meshes, offline=True)
         n, _, d = coords.shape
         self.shape_dim_ = d
         self.shape_pca_ = WeightedPCA(np.repeat(node_w, d), self.shape_variance,
                                       self.n_shape_modes).fit(coords.reshape(n, -1))
+        self._hand_over_shape_basis()
 
         # fields onto the morphed supports, then one PCA per field
         transfer = self._transfer()
@@ -538,14 +567,19 @@ class MMGPRegressor:
         to_support: list[sp.csr_matrix] = []
         back: list[sp.csr_matrix] = []
         if fields:
+            built: dict[bytes, tuple] = {}
             for mesh, z in zip(meshes, coords, strict=True):
-                T = sp.csr_matrix(transfer(mesh, z))
-                if T.shape != (n_s, len(mesh.points)):
-                    raise ValueError(f"transfer returned shape {T.shape}; expected "
-                                     f"({n_s}, {len(mesh.points)})")
-                to_support.append(T)
+                key = mesh_key(mesh)
+                if key not in built:
+                    T = sp.csr_matrix(transfer(mesh, z))
+                    if T.shape != (n_s, len(mesh.points)):
+                        raise ValueError(f"transfer returned shape {T.shape}; expected "
+                                         f"({n_s}, {len(mesh.points)})")
+                    built[key] = (T, self._back_transfer(mesh, z)
+                                  if self.truncation_nugget else None)
+                to_support.append(built[key][0])
                 if self.truncation_nugget:
-                    back.append(self._back_transfer(mesh, z))
+                    back.append(built[key][1])
         for name, arrays in fields.items():
             c = 1 if arrays[0].ndim == 1 else arrays[0].shape[1]
             snaps = np.stack([np.asarray(T @ a.reshape(-1, c)).reshape(-1)
@@ -571,6 +605,10 @@ class MMGPRegressor:
         self.field_names_ = list(fields)
         self.n_inputs_ = inputs.shape[1]
 
+        if hasattr(self._morpher(), "set_reduced_basis"):
+            # describe the training shapes the way new ones will be described: by their online
+            # morphs in the basis (the full morphs above built the basis and carry the fields)
+            coords = self._morph_all(meshes)[0]
         raw_x = np.concatenate([self.shape_pca_.transform(coords.reshape(n, -1)), inputs], axis=1)
         self.x_mean_ = raw_x.mean(axis=0)
         self.x_scale_ = _safe_scale(raw_x.std(axis=0))
@@ -609,6 +647,18 @@ class MMGPRegressor:
                              f"({len(mesh.points)}, {n_s})")
         return B
 
+    def _back_transfer_cache(self) -> Callable:
+        """``backs(mesh, z)``: :meth:`_back_transfer`, built once per distinct mesh."""
+        cache: dict[bytes, sp.csr_matrix] = {}
+
+        def backs(mesh, z):
+            key = mesh_key(mesh)
+            if key not in cache:
+                cache[key] = self._back_transfer(mesh, z)
+            return cache[key]
+
+        return backs
+
     def predict(self, meshes: Sequence[meshio.Mesh], inputs, return_std: bool = False):
         """Predict scalars and fields on query meshes.
 
@@ -632,6 +682,7 @@ class MMGPRegressor:
             If not fitted, or on mismatched ``meshes``/``inputs``.
         """
         meshes, coords, mean, std = self._latent(meshes, inputs)
+        backs = self._back_transfer_cache()
         var = std**2
         out_mean, out_std = {}, {}
         for name in self.scalar_names_:
@@ -643,7 +694,7 @@ class MMGPRegressor:
             n_s = len(self.support_.points)
             means, stds = [], []
             for i, (mesh, z) in enumerate(zip(meshes, coords, strict=True)):
-                B = self._back_transfer(mesh, z)
+                B = backs(mesh, z)
                 support_mean = pca.inverse_transform(mean[i, a:b]).reshape(n_s, c)
                 u = np.asarray(B @ support_mean)
                 means.append(u[:, 0] if c == 1 else u)
@@ -677,6 +728,7 @@ class MMGPRegressor:
             for fields.
         """
         meshes, coords, mean, std = self._latent(meshes, inputs)
+        backs = self._back_transfer_cache()
         rng = np.random.default_rng(seed)
         draws = mean[None] + std[None] * rng.standard_normal((n_samples, *mean.shape))
         out = {}
@@ -688,7 +740,7 @@ class MMGPRegressor:
             n_s = len(self.support_.points)
             samples = []
             for i, (mesh, z) in enumerate(zip(meshes, coords, strict=True)):
-                B = self._back_transfer(mesh, z)
+                B = backs(mesh, z)
                 sup = pca.inverse_transform(draws[:, i, a:b])  # (S, n_s * c)
                 sup = sup.reshape(n_samples, n_s, c).transpose(1, 0, 2).reshape(n_s, -1)
                 u = np.asarray(B @ sup).reshape(len(mesh.points), n_samples, c).transpose(1, 0, 2)
@@ -832,6 +884,7 @@ class MMGPRegressor:
             model.field_nugget_[name] = arrays[f"field{j}_nugget"]
         model.n_inputs_ = int(cfg["n_inputs"])
         model.shape_dim_ = int(cfg["shape_dim"])
+        model._hand_over_shape_basis()
         model.fit_seconds_ = float(cfg["fit_seconds"])
         model.morph_seconds_ = np.asarray(cfg["morph_seconds"])
         gp_arrays = {k.removeprefix("gp_"): v for k, v in arrays.items() if k.startswith("gp_")}

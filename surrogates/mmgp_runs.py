@@ -34,6 +34,7 @@ from pathlib import Path
 import meshio
 import numpy as np
 
+from meshes.morph import medoid_airfoil
 from surrogates.data.common import write_json
 
 __all__ = ["RUN_KIND", "MORPHERS", "MMGPRunConfig", "train_mmgp", "load_mmgp_run",
@@ -45,6 +46,7 @@ RUN_KIND = "mmgp"
 #: Morpher names of the CLI and their classes.
 MORPHERS = {"rbf": "meshes.morph:RBFMorpher",
             "elasticity": "meshes.morph_elasticity:ElasticityMorpher",
+            "elasticity-online": "meshes.morph_elasticity:ReducedElasticityMorpher",
             "tutte": "meshes.morph_tutte:TutteMorpher"}
 
 _LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -66,7 +68,7 @@ class MMGPRunConfig:
     ----------
     data : str
         Dataset folder from ``surrogates generate airfoil`` (:func:`open_airfoil_dataset`).
-    morpher : {"rbf", "elasticity", "tutte"}
+    morpher : {"rbf", "elasticity", "elasticity-online", "tutte"}
     fields, scalars, inputs : list of str
         Point fields and scalar outputs to learn, scalar inputs to condition on.
     n_train : int, optional
@@ -86,7 +88,8 @@ class MMGPRunConfig:
     morpher: str = "rbf"
     fields: list[str] = dataclasses.field(default_factory=lambda: ["cp"])
     scalars: list[str] = dataclasses.field(default_factory=lambda: ["cl", "cd"])
-    inputs: list[str] = dataclasses.field(default_factory=lambda: ["alpha", "mach"])
+    inputs: list[str] = dataclasses.field(
+        default_factory=lambda: ["alpha", "mach", "reynolds"])
     n_train: int | None = None
     test_fraction: float = 0.2
     restarts: int = 3
@@ -185,7 +188,9 @@ def train_mmgp(config: MMGPRunConfig, run_dir: str | os.PathLike, *, overwrite: 
                              "training samples")
         split["train"] = split["train"][:config.n_train]
     train = ds.subset(split["train"])
+    # the support: the training mesh of the medoid shape keeps every morph small
     model = MMGPRegressor(morpher=morpher(config.morpher), n_restarts=config.restarts,
+                          reference=medoid_airfoil(train.meshes),
                           max_iter=config.max_iter, field_variance=config.field_variance,
                           seed=config.seed)
     model.fit(list(train.meshes), train.inputs(config.inputs),

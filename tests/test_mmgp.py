@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
+from meshes.morph import mesh_key
 from surrogates import mmgp_metrics as mm
 from surrogates.gp import BatchedExactGP
 from surrogates.mmgp import MMGPRegressor, WeightedPCA, lumped_mass
@@ -301,6 +302,42 @@ def test_mmgp_identity_morpher_vector_field_and_index_reference():
     np.testing.assert_allclose([m[:, 1] for m in mean["u"]], [2 * m[:, 0] for m in mean["u"]],
                                rtol=1e-6, atol=1e-6)
     assert a.min() < a.max()
+
+
+class CountingMorpher(ParametricMorpher):
+    calls = 0
+
+    def morph(self, reference, target):
+        CountingMorpher.calls += 1
+        return super().morph(reference, target)
+
+
+def test_mmgp_morphs_each_distinct_mesh_once():
+    """Several samples on one mesh (a shape at several conditions): one morph and one transfer
+    per distinct mesh, and the same result as when every sample brings its own copy."""
+    meshes, inputs, outputs = make_data(8, seed=6)
+    rep = [m for m in meshes for _ in range(3)]
+    copies = [meshio.Mesh(m.points.copy(), [(c.type, c.data.copy()) for c in m.cells],
+                          field_data=m.field_data) for m in rep]
+    u = np.random.default_rng(7).uniform(-1, 1, (len(rep), 1))
+    a = np.array([m.field_data["a"][0] for m in rep])
+    outs = {"cl": scalar_truth(a, u[:, 0]),
+            "p": [field_truth(m.points, ai, ui) for m, ai, ui in zip(rep, a, u[:, 0],
+                                                                    strict=True)]}
+    preds = []
+    for ms in (rep, copies):
+        CountingMorpher.calls = 0
+        model = MMGPRegressor(morpher=CountingMorpher(), transfer=p1_transfer,
+                              reference=family_mesh(1.0, 8, 32), n_restarts=1, max_iter=50)
+        model.fit(ms, u, outs)
+        assert CountingMorpher.calls == 8 and model.morph_seconds_.shape == (8,)
+        preds.append(model.predict(ms[:6], u[:6], return_std=True))
+        assert CountingMorpher.calls == 8 + 2
+    (mean0, std0), (mean1, std1) = preds
+    np.testing.assert_array_equal(mean0["cl"], mean1["cl"])
+    np.testing.assert_array_equal(np.concatenate(mean0["p"]), np.concatenate(mean1["p"]))
+    np.testing.assert_array_equal(np.concatenate(std0["p"]), np.concatenate(std1["p"]))
+    assert mesh_key(rep[0]) == mesh_key(copies[0]) != mesh_key(rep[3])
 
 
 def test_mmgp_rejects_bad_inputs():

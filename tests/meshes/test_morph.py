@@ -20,8 +20,10 @@ from meshes.morph import (
     RBFMorpher,
     _airfoil,
     _wall_distance,
+    medoid_airfoil,
     morphed_mesh,
     rbf_interpolate,
+    resampled_wall,
 )
 from meshes.morph_elasticity import ElasticityMorpher, ElasticityPOD
 from meshes.morph_tutte import TutteMorpher, default_inner_radius, tutte_parameterisation
@@ -36,6 +38,8 @@ def ref():
 
 
 def _cst_shapes(n, seed=1, **kw):
+    # le_range=None: the free leading-edge draw these tests' thresholds were measured on
+    kw.setdefault("le_range", None)
     return [s.to_shape(100) for s in random_cst(np.random.default_rng(seed), n,
                                                   te_range=(0.002, 0.003), **kw)]
 
@@ -252,3 +256,52 @@ def test_pod_errors(ref):
     pod = ElasticityPOD(n_modes=2).fit([np.zeros((5, 2)), np.ones((5, 2))])
     with pytest.raises(ValueError, match="fitted on 5"):
         pod.morph_online(ref, ref)
+
+
+def test_elasticity_step_halving_rescues_an_overshooting_step(ref, targets):
+    """Steps of twice the load (gamma 2) invert cells on the way to NACA 6412 (refused without
+    halving); halving the step where it would invert reaches the target wall to round-off."""
+    kw = {"gammas": (2.0,), "penalties": (1e4, 1e6)}
+    tgt = airfoil_domain_mesh(naca("6412", 100), growth=0.3, farfield_radius=R)
+    with pytest.raises(ValueError, match="halved 0 times"):
+        ElasticityMorpher(max_halvings=0, **kw).morph(ref, tgt)
+    res = ElasticityMorpher(max_halvings=4, **kw).morph(ref, tgt)
+    assert res.boundary_distance < 1e-12 and res.quality["n_inverted"] == 0
+    with pytest.raises(ValueError, match="max_halvings"):
+        ElasticityMorpher(max_halvings=-1)
+
+
+def test_rbf_operator_is_reused_and_exact(ref, targets):
+    """The cached operator of a second morph from the same reference gives the same points as
+    a fresh morpher and as the direct interpolation."""
+    m = RBFMorpher()
+    first = m.morph(ref, targets["2412"]).points
+    again = m.morph(ref, targets["2412"]).points
+    fresh = RBFMorpher().morph(ref, targets["2412"]).points
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, fresh)
+    other = m.morph(ref, targets["cst"])  # same reference, other target: cached operator
+    assert other.boundary_distance < 1e-9 and other.quality["n_inverted"] == 0
+    rng = np.random.default_rng(0)
+    c, v, x = rng.uniform(-1, 1, (30, 2)), rng.standard_normal((30, 2)), rng.uniform(-1, 1, (50, 2))
+    np.testing.assert_allclose(rbf_interpolate(c, v, c, support_radius=1.5), v, atol=1e-9)
+    direct = _phi(x, c) @ np.linalg.solve(_phi(c, c), v)
+    np.testing.assert_allclose(rbf_interpolate(c, v, x, support_radius=1.5), direct, atol=1e-9)
+
+
+def _phi(a, b, rho=1.5):
+    r = np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1)) / rho
+    return np.where(r < 1, (1 - r) ** 4 * (4 * r + 1), 0.0)
+
+
+def test_medoid_airfoil_and_resampled_wall():
+    """A thickness family 8..16 %: the 12 % section is the medoid, duplicates included."""
+    meshes = [airfoil_domain_mesh(naca(f"00{t:02d}", 60), growth=0.6, farfield_radius=R)
+              for t in (8, 10, 12, 14, 16)]
+    assert medoid_airfoil(meshes + [meshes[2]]) == 2
+    w = resampled_wall(meshes[2], n=41)
+    assert w.shape == (41, 2)
+    np.testing.assert_allclose(w[0], w[-1], atol=1e-12)  # closed loop from the TE
+    assert w[0, 0] == pytest.approx(1.0, abs=1e-9) and w[10, 1] > 0 > w[30, 1]  # upper first
+    seg = np.hypot(*np.diff(w, axis=0).T)
+    np.testing.assert_allclose(seg, seg.mean(), rtol=0.05)  # equal arc length (chords)
