@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import gpytorch
 import numpy as np
@@ -226,13 +227,33 @@ class BatchedExactGP:
             with torch.no_grad():
                 values = mll(model(x), y) * n  # (R, m), exact log p(y | X)
         values = values.detach().cpu().numpy()
-        values = np.where(np.isfinite(values), values, -np.inf)
+        with torch.no_grad():
+            all_ls = model.covar_module.base_kernel.lengthscale.cpu().numpy()[:, :, 0, :]
+            all_os = model.covar_module.outputscale.cpu().numpy()
+            # the constraint's exp can round a noise at the bound a hair below min_noise
+            all_noise = np.maximum(likelihood.noise.cpu().numpy()[:, :, 0], self.min_noise)
+        # a restart counts only with usable hyperparameters (L-BFGS steps can underflow a
+        # length scale to 0 or leave non-finite values)
+        usable = (np.isfinite(values) & np.all(np.isfinite(all_ls) & (all_ls > 0), axis=-1)
+                  & np.isfinite(all_os) & (all_os > 0) & np.isfinite(all_noise)
+                  & (all_noise >= self.min_noise))
+        values = np.where(usable, values, -np.inf)
+        if not np.all(usable.any(axis=0)):
+            bad = np.flatnonzero(~usable.any(axis=0)).tolist()
+            if self.optimizer == "lbfgs":
+                # the shared line search can wreck every restart of an output: Adam instead
+                warnings.warn(f"L-BFGS left no usable restart for outputs {bad}; refitting with "
+                              f"Adam ({max(int(self.max_iter), 200)} steps)", stacklevel=2)
+                adam = BatchedExactGP(self.n_restarts, max(int(self.max_iter), 200), "adam",
+                                      self.lr, self.min_noise, self.seed, self.dtype).fit(X, Y)
+                self.__dict__.update({k: v for k, v in vars(adam).items()
+                                      if k.endswith("_") or k.startswith("_")})
+                return self
+            raise ValueError(f"no restart of outputs {bad} ended with usable hyperparameters; "
+                             "use more restarts")
         best = np.argmax(values, axis=0)
         cols = np.arange(m)
-        with torch.no_grad():
-            ls = model.covar_module.base_kernel.lengthscale.cpu().numpy()[best, cols, 0, :]
-            os_ = model.covar_module.outputscale.cpu().numpy()[best, cols]
-            noise = likelihood.noise.cpu().numpy()[best, cols, 0]
+        ls, os_, noise = all_ls[best, cols], all_os[best, cols], all_noise[best, cols]
         self.restart_log_marginal_likelihood_ = values
         self.best_restart_ = best
         self.set_hyperparameters(X, Y, ls, os_, noise)
@@ -276,6 +297,64 @@ class BatchedExactGP:
         likelihood.eval()
         self._model, self._likelihood = model, likelihood
         return self
+
+    def calibrate_amplitude(self, groups=None) -> np.ndarray:
+        r"""Set each output's amplitude by grouped leave-one-out cross-validation.
+
+        The posterior mean does not change when the output scale :math:`s^2` and the noise
+        :math:`\sigma^2` are multiplied by one factor :math:`c`, but every predictive variance
+        is. With :math:`A = K^{-1}` (the training covariance of one output) and
+        :math:`\alpha = A y`, leaving out the group :math:`G` gives in closed form the residual
+        :math:`r_G = y_G - \mu_{-G} = A_{GG}^{-1} \alpha_G` and its covariance
+        :math:`A_{GG}^{-1}` (Sundararajan & Keerthi 2001, by blocks). The factor that makes
+        these residuals unit-variance on average,
+
+        .. math::
+            c = \frac{\sum_G r_G^\top A_{GG}\, r_G}{\sum_G |G|}
+              = \frac{\sum_G \alpha_G^\top A_{GG}^{-1} \alpha_G}{n},
+
+        replaces the marginal-likelihood amplitude (output scale and noise are both multiplied
+        by :math:`c`, raised where needed to ``min_noise`` / :math:`\sigma^2` so that the noise
+        stays >= ``min_noise``). Groups are samples that are not
+        independent of each other (e.g. one shape at several conditions): leaving out a single
+        one of them would judge the model on near-duplicates of its own training data.
+
+        Parameters
+        ----------
+        groups : array_like of shape (n,), optional
+            Group label of each training sample; None: every sample its own group (ordinary
+            leave-one-out).
+
+        Returns
+        -------
+        ndarray, shape (m,)
+            The factors :math:`c` applied (> 1: the likelihood's intervals were too narrow).
+        """
+        if not hasattr(self, "_model"):
+            raise ValueError("this BatchedExactGP is not fitted; call fit(X, Y) first")
+        n, m = self.Y_train_.shape
+        labels = np.arange(n) if groups is None else np.asarray(groups)
+        if labels.shape != (n,):
+            raise ValueError(f"groups must have one label per training sample ({n}), got shape "
+                             f"{labels.shape}")
+        x = self._tensor(self.X_train_).expand(m, *self.X_train_.shape).contiguous()
+        with torch.no_grad(), exact_settings():
+            K = self._model.covar_module(x).to_dense()
+            K = K + torch.diag_embed(self._tensor(self.noise_)[:, None].expand(m, n))
+            A = torch.cholesky_inverse(torch.linalg.cholesky(K)).cpu().numpy()  # (m, n, n)
+        alpha = np.einsum("mij,jm->mi", A, self.Y_train_)
+        total = np.zeros(m)
+        for g in np.unique(labels):
+            idx = np.flatnonzero(labels == g)
+            a_gg = A[:, idx[:, None], idx[None, :]]  # (m, |G|, |G|)
+            r = np.linalg.solve(a_gg, alpha[:, idx, None])  # (m, |G|, 1)
+            total += np.einsum("mi,mi->m", alpha[:, idx], r[..., 0])
+        # a factor may not push the noise below min_noise: it is raised to min_noise / sigma^2
+        # there, so that output scale and noise keep their ratio and the mean stays the same
+        factor = np.maximum(total / n, self.min_noise / self.noise_)
+        self.set_hyperparameters(self.X_train_, self.Y_train_, self.lengthscale_,
+                                 self.outputscale_ * factor, self.noise_ * factor)
+        return factor
 
     # ----------------------------------------------------------------------------- predict
     def predict(self, X, return_std: bool = False, include_noise: bool = True):

@@ -329,6 +329,14 @@ class MMGPRegressor:
     optimizer : {"adam", "lbfgs"}, default "adam"
     lr : float, default 0.1
         Adam learning rate (log-hyperparameters).
+    calibration : {"group-loo", None}, default "group-loo"
+        ``"group-loo"``: after the marginal-likelihood fit, each GP's amplitude (output scale
+        and noise together; the mean does not change) is set by leave-one-group-out
+        cross-validation in closed form (:meth:`surrogates.gp.BatchedExactGP.calibrate_amplitude`),
+        a group being the samples on one mesh (:func:`meshes.morph.mesh_key`: one shape at
+        several conditions). The likelihood sees shape-descriptor errors (mesh-to-mesh
+        differences in the morphing) only as signal, and its intervals came out too narrow on
+        held-out shapes. None: the likelihood's amplitudes.
 
     Attributes
     ----------
@@ -338,6 +346,8 @@ class MMGPRegressor:
     gp_ : surrogates.gp.BatchedExactGP
         One batch member per scalar output and per field mode (``output_slices_``).
     fit_seconds_ : float
+    amplitude_factor_ : ndarray, shape (n_outputs,)
+        Factor of each GP's variance from ``calibration`` (1 without).
     morph_seconds_ : ndarray, shape (n_unique_train_meshes,)
         Seconds per training morph. Samples that share a mesh (identical node coordinates and
         cells, e.g. one shape at several angles of attack) are morphed, and their transfer
@@ -352,7 +362,8 @@ class MMGPRegressor:
                  kernel: str = "matern52", n_restarts: int = 5, seed: int = 0,
                  dtype: torch.dtype = torch.float64, max_iter: int = 200,
                  transfer: Callable | None = None, n_field_modes: int | None = None,
-                 truncation_nugget: bool = True, optimizer: str = "adam", lr: float = 0.1):
+                 truncation_nugget: bool = True, optimizer: str = "adam", lr: float = 0.1,
+                 calibration: str | None = "group-loo"):
         self.morpher = morpher
         self.reference = reference
         self.n_shape_modes = n_shape_modes
@@ -367,6 +378,7 @@ class MMGPRegressor:
         self.transfer = transfer
         self.n_field_modes = n_field_modes
         self.truncation_nugget = truncation_nugget
+        self.calibration = calibration
         self.optimizer = optimizer
         self.lr = lr
 
@@ -522,6 +534,8 @@ class MMGPRegressor:
         t_start = time.perf_counter()
         if self.kernel != "matern52":
             raise ValueError(f"kernel must be 'matern52', got {self.kernel!r}")
+        if self.calibration not in ("group-loo", None):
+            raise ValueError(f"calibration must be 'group-loo' or None, got {self.calibration!r}")
         meshes, inputs = self._check_meshes_inputs(meshes, inputs)
         if len(meshes) < 3:
             raise ValueError(f"need at least 3 training meshes, got {len(meshes)}")
@@ -622,6 +636,9 @@ class MMGPRegressor:
             raise ValueError("no GP outputs: every field is constant over the training set and "
                              "there are no scalar outputs")
         self.gp_ = BatchedExactGP(**self._gp_kwargs()).fit(X, (Y - self.y_mean_) / self.y_scale_)
+        self.amplitude_factor_ = np.ones(Y.shape[1])
+        if self.calibration == "group-loo":
+            self.amplitude_factor_ = self.gp_.calibrate_amplitude([mesh_key(m) for m in meshes])
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
 
@@ -765,7 +782,7 @@ class MMGPRegressor:
                        "dtype": str(self.dtype).removeprefix("torch."),
                        "max_iter": self.max_iter, "n_field_modes": self.n_field_modes,
                        "truncation_nugget": self.truncation_nugget, "optimizer": self.optimizer,
-                       "lr": self.lr},
+                       "lr": self.lr, "calibration": self.calibration},
             "morpher": {"name": _qualname(morpher), "kwargs": _json_kwargs(morpher)},
             "transfer": _qualname(self._transfer()),
             "scalar_names": self.scalar_names_,
@@ -778,6 +795,7 @@ class MMGPRegressor:
             "support_cell_data": sorted(self.support_cell_data_),
             "fit_seconds": self.fit_seconds_,
             "morph_seconds": self.morph_seconds_.tolist(),
+            "amplitude_factor": self.amplitude_factor_.tolist(),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -887,6 +905,8 @@ class MMGPRegressor:
         model._hand_over_shape_basis()
         model.fit_seconds_ = float(cfg["fit_seconds"])
         model.morph_seconds_ = np.asarray(cfg["morph_seconds"])
+        model.amplitude_factor_ = np.asarray(cfg.get("amplitude_factor",
+                                                     np.ones(len(model.y_mean_))))
         gp_arrays = {k.removeprefix("gp_"): v for k, v in arrays.items() if k.startswith("gp_")}
         model.gp_ = BatchedExactGP.from_arrays(gp_arrays, **model._gp_kwargs())
         return model

@@ -192,6 +192,43 @@ def test_gp_matches_scikit_learn_with_fixed_hyperparameters():
     np.testing.assert_allclose(s_lat[:, 0] ** 2 + noise, s_sk**2, atol=1e-6)
 
 
+def test_gp_grouped_loo_amplitude_matches_refits():
+    """calibrate_amplitude's closed form equals conditioning on all other groups explicitly
+    (same hyperparameters) and averaging the residuals' Mahalanobis norms; the mean is kept and
+    every variance is scaled by the factor."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (40, 2))
+    g = np.repeat(np.arange(10), 4)
+    Y = np.stack([np.sin(3 * X[:, 0]) + X[:, 1] ** 2 + 0.3 * rng.standard_normal(10)[g],
+                  np.cos(2 * X[:, 1])], 1)
+    gp = BatchedExactGP(n_restarts=2, max_iter=100).fit(X, Y)
+    ls, os_, noise = gp.lengthscale_.copy(), gp.outputscale_.copy(), gp.noise_.copy()
+
+    def matern(a, b, j):
+        d = np.sqrt((((a[:, None] - b[None]) / ls[j]) ** 2).sum(-1))
+        return os_[j] * (1 + np.sqrt(5) * d + 5 / 3 * d**2) * np.exp(-np.sqrt(5) * d)
+
+    total = np.zeros(2)
+    for k in range(10):
+        tr, te = g != k, g == k
+        for j in range(2):
+            ktt = matern(X[tr], X[tr], j) + noise[j] * np.eye(tr.sum())
+            kst = matern(X[te], X[tr], j)
+            cov = matern(X[te], X[te], j) + noise[j] * np.eye(4) - kst @ np.linalg.solve(
+                ktt, kst.T)
+            r = Y[te, j] - kst @ np.linalg.solve(ktt, Y[tr, j])
+            total[j] += r @ np.linalg.solve(cov, r)
+    x_new = rng.uniform(-1, 1, (5, 2))
+    mean0, std0 = gp.predict(x_new, return_std=True)
+    factor = gp.calibrate_amplitude(g)
+    floor = gp.min_noise / noise  # the noise may not fall below min_noise
+    np.testing.assert_allclose(factor, np.maximum(total / 40, floor), rtol=1e-8)
+    assert factor[0] > 1.1  # shared group offsets, which the likelihood underrates
+    mean1, std1 = gp.predict(x_new, return_std=True)
+    np.testing.assert_allclose(mean1, mean0, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(std1, std0 * np.sqrt(factor), rtol=1e-6)
+
+
 def test_gp_rejects_bad_shapes():
     with pytest.raises(ValueError, match="rows"):
         BatchedExactGP().fit(np.zeros((5, 2)), np.zeros(4))
