@@ -42,6 +42,7 @@ import warnings
 import gpytorch
 import numpy as np
 import torch
+from gpytorch.utils.errors import NotPSDError
 
 __all__ = ["BatchedExactGP", "exact_settings"]
 
@@ -223,7 +224,11 @@ class BatchedExactGP:
                     loss.backward()
                     return loss
 
-                opt.step(closure)
+                try:
+                    opt.step(closure)
+                except NotPSDError:  # a shared line-search step broke a covariance matrix
+                    return self._refit_with_adam(X, Y, "a covariance matrix lost positive "
+                                                 "definiteness during L-BFGS")
             with torch.no_grad():
                 values = mll(model(x), y) * n  # (R, m), exact log p(y | X)
         values = values.detach().cpu().numpy()
@@ -240,15 +245,8 @@ class BatchedExactGP:
         values = np.where(usable, values, -np.inf)
         if not np.all(usable.any(axis=0)):
             bad = np.flatnonzero(~usable.any(axis=0)).tolist()
-            if self.optimizer == "lbfgs":
-                # the shared line search can wreck every restart of an output: Adam instead
-                warnings.warn(f"L-BFGS left no usable restart for outputs {bad}; refitting with "
-                              f"Adam ({max(int(self.max_iter), 200)} steps)", stacklevel=2)
-                adam = BatchedExactGP(self.n_restarts, max(int(self.max_iter), 200), "adam",
-                                      self.lr, self.min_noise, self.seed, self.dtype).fit(X, Y)
-                self.__dict__.update({k: v for k, v in vars(adam).items()
-                                      if k.endswith("_") or k.startswith("_")})
-                return self
+            if self.optimizer == "lbfgs":  # the shared line search can wreck every restart
+                return self._refit_with_adam(X, Y, f"no usable restart for outputs {bad}")
             raise ValueError(f"no restart of outputs {bad} ended with usable hyperparameters; "
                              "use more restarts")
         best = np.argmax(values, axis=0)
@@ -257,6 +255,17 @@ class BatchedExactGP:
         self.restart_log_marginal_likelihood_ = values
         self.best_restart_ = best
         self.set_hyperparameters(X, Y, ls, os_, noise)
+        return self
+
+    def _refit_with_adam(self, X, Y, why: str) -> BatchedExactGP:
+        """Fit with Adam (at least 200 steps) instead of a failed L-BFGS run, with a warning."""
+        steps = max(int(self.max_iter), 200)
+        warnings.warn(f"L-BFGS failed ({why}); refitting with Adam ({steps} steps)",
+                      stacklevel=3)
+        adam = BatchedExactGP(self.n_restarts, steps, "adam", self.lr, self.min_noise, self.seed,
+                              self.dtype).fit(X, Y)
+        self.__dict__.update({k: v for k, v in vars(adam).items()
+                              if k.endswith("_") or k.startswith("_")})
         return self
 
     def set_hyperparameters(self, X, Y, lengthscale, outputscale, noise) -> BatchedExactGP:
