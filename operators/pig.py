@@ -30,7 +30,10 @@ means and widths are in rescaled (dimensionless) units whatever the physical box
 * Decoder: an MLP with ``hidden`` tanh layers (default one layer of 16 units), Glorot-uniform
   weights, zero biases, and a linear scalar output.
 * Initialisation (seeded by a JAX PRNG key): means uniform in :math:`[-1, 1]^d` (uniform in the
-  box), all widths :math:`\sigma_0` (``sigma_init``), weights
+  box; ``mean_init="uniform"``) or at the cell centres :math:`-1 + (2j + 1)/m`,
+  :math:`j = 0..m-1`, of a regular grid of :math:`N = m^d` cells (``mean_init="grid"``, an even
+  cover for fields that oscillate everywhere, such as Helmholtz with high wavenumbers), all
+  widths :math:`\sigma_0` (``sigma_init``), weights
   :math:`w \sim \mathcal{N}(0, s^2)` with :math:`s` = ``weight_scale`` (default 0.1).
 
 The PINN baseline :class:`MLP` is a tanh multilayer perceptron on the same rescaled input,
@@ -49,7 +52,15 @@ default, ``"float64"`` needs JAX's 64-bit mode, e.g. inside ``with jax.enable_x6
 this module never changes the global JAX configuration).
 
 Cost: one evaluation is :math:`O(N d (d + D))` for the Gaussians plus the decoder. No
-truncation to nearby Gaussians is made.
+truncation to nearby Gaussians is made. Derivatives in the coordinates for physics-informed
+losses: :meth:`PIG.derivative` evaluates them in closed form (a Gaussian's derivatives are the
+Gaussian times Hermite polynomials; Faa di Bruno's formula through the decoder), sharing one
+evaluation of the Gaussians; ``surrogates.pinn_losses.diff`` uses it. Measured on one shared
+CPU core (loss and gradient, 1024 points, median of 5), together with evaluating the loss in
+chunks of :attr:`PIG.eval_chunk` points, against nested ``jax.jvp`` through :meth:`PIG.apply`
+on the whole batch: Helmholtz with 400 Gaussians 22 ms a step instead of 53 ms, Allen-Cahn
+(400) 19 instead of 50 ms, flow mixing (800, 3D) 53 instead of 107 ms (the PINN baseline,
+3 x 64 tanh: 9, 9 and 6 ms).
 
 References
 ----------
@@ -64,6 +75,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -127,6 +139,12 @@ def _check_dtype(dtype) -> str:
     return name
 
 
+def _grid_side(n: int, d: int) -> int | None:
+    """``m`` with ``m**d == n``, or None."""
+    m = round(n ** (1.0 / d))
+    return next((k for k in (m - 1, m, m + 1) if k >= 1 and k**d == n), None)
+
+
 def _rescale(x, lower, upper):
     lo = jnp.asarray(lower, x.dtype)
     hi = jnp.asarray(upper, x.dtype)
@@ -178,14 +196,22 @@ class PIG:
         Decoder hidden widths (tanh); ``()`` makes the decoder linear.
     weight_scale : float, default 0.1
         Standard deviation of the initial Gaussian weights ``w``.
+    mean_init : {"uniform", "grid"}, default "uniform"
+        Initial means: uniform random in the box, or the cell centres of a regular grid
+        (needs ``n_gaussians`` = m**d).
     dtype : {"float32", "float64"}, default "float32"
         Dtype of the parameters made by :meth:`init`.
 
     Raises
     ------
     ValueError
-        On an empty or inverted box, non-positive sizes or widths, or a bad dtype name.
+        On an empty or inverted box, non-positive sizes or widths, a bad dtype or
+        ``mean_init`` name, or a grid initialisation with ``n_gaussians`` not a d-th power.
     """
+
+    #: Points per chunk when a loss evaluates the field at many points
+    #: (:func:`surrogates.pinn_losses.pointwise`): (points, N) temporaries then fit in cache.
+    eval_chunk: ClassVar[int] = 64
 
     lower: tuple[float, ...]
     upper: tuple[float, ...]
@@ -195,6 +221,7 @@ class PIG:
     full_covariance: bool = False
     hidden: tuple[int, ...] = (16,)
     weight_scale: float = 0.1
+    mean_init: str = "uniform"
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -214,6 +241,13 @@ class PIG:
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         object.__setattr__(self, "full_covariance", bool(self.full_covariance))
+        if self.mean_init not in ("uniform", "grid"):
+            raise ValueError(f"mean_init must be 'uniform' or 'grid', got {self.mean_init!r}")
+        if self.mean_init == "grid" and _grid_side(self.n_gaussians, len(lo)) is None:
+            raise ValueError(
+                f"mean_init='grid' needs n_gaussians = m**{len(lo)} for an integer m, got "
+                f"{self.n_gaussians}"
+            )
 
     @property
     def dim(self) -> int:
@@ -226,8 +260,15 @@ class PIG:
         dtype = _check_dtype(self.dtype)
         k_mu, k_w, k_dec = jax.random.split(key, 3)
         N, d, D = self.n_gaussians, self.dim, self.n_features
+        if self.mean_init == "grid":
+            m = _grid_side(N, d)
+            centres = -1.0 + (2.0 * np.arange(m) + 1.0) / m
+            grid = np.stack(np.meshgrid(*([centres] * d), indexing="ij"), axis=-1)
+            mu = jnp.asarray(grid.reshape(N, d), dtype)
+        else:
+            mu = jax.random.uniform(k_mu, (N, d), dtype, -1.0, 1.0)
         params = {
-            "mu": jax.random.uniform(k_mu, (N, d), dtype, -1.0, 1.0),
+            "mu": mu,
             "w": self.weight_scale * jax.random.normal(k_w, (N, D), dtype),
             "decoder": _glorot_layers(k_dec, (D, *self.hidden, 1), dtype),
         }
@@ -239,22 +280,94 @@ class PIG:
             params["log_sigma"] = log_s
         return params
 
+    def _gaussians(self, params: dict, x):
+        r"""``(g, z)``: the Gaussians :math:`g_i` ``(N,)`` at one point and the whitened offsets
+        :math:`z_i = A_i^\top(\hat{\mathbf{x}} - \mu_i)`, stored as ``(d, N)``."""
+        xh = _rescale(x, self.lower, self.upper)
+        if self.full_covariance:
+            diff = xh - params["mu"]  # (N, d)
+            z = jnp.einsum("nkj,nk->nj", _precision_factor(params), diff).T  # A^T diff
+        else:  # coordinate by coordinate: d arrays of shape (N,), no (N, d) temporaries
+            z = jnp.stack([(xh[k] - params["mu"][:, k]) * jnp.exp(-params["log_sigma"][:, k])
+                           for k in range(self.dim)])
+        return jnp.exp(-0.5 * sum(z[k] * z[k] for k in range(self.dim))), z
+
     def features(self, params: dict, x) -> jax.Array:
         """The ``D`` Gaussian features :math:`\\phi_c(\\mathbf{x})` at one point, shape ``(D,)``."""
         x = jnp.asarray(x)
         _check_point(x, self.dim)
-        diff = _rescale(x, self.lower, self.upper) - params["mu"]  # (N, d)
-        if self.full_covariance:
-            A = _precision_factor(params)  # (N, d, d)
-            z = jnp.einsum("nkj,nk->nj", A, diff)  # A^T diff
-        else:
-            z = diff * jnp.exp(-params["log_sigma"])
-        g = jnp.exp(-0.5 * jnp.sum(z * z, axis=-1))  # (N,)
-        return g @ params["w"]
+        return self._gaussians(params, x)[0] @ params["w"]
 
     def apply(self, params: dict, x) -> jax.Array:
         """The scalar field :math:`u(\\mathbf{x})` at one point ``x`` of shape ``(d,)``."""
         return _mlp(params["decoder"], self.features(params, x))
+
+    def _feature_jet(self, params: dict, x, axes: tuple[int, ...], subsets: tuple) -> list:
+        """:math:`\\phi_S` (``(D,)`` each) for each subset ``S`` of the directions of ``axes``
+        (:meth:`derivative`)."""
+        g, z = self._gaussians(params, x)
+        k = len(axes)
+        scale = [2.0 / (self.upper[a] - self.lower[a]) for a in axes]
+        if self.full_covariance:
+            A = _precision_factor(params)
+            zv = [s * A[:, a, :].T for s, a in zip(scale, axes, strict=True)]  # A^T v_j (d, N)
+            a_coef = [-jnp.sum(z * v, axis=0) for v in zv]
+            c_coef = {(j, m): -jnp.sum(zv[j] * zv[m], axis=0)
+                      for j in range(k) for m in range(j + 1, k)}
+        else:
+            inv = [s * jnp.exp(-params["log_sigma"][:, a]) for s, a in zip(scale, axes,
+                                                                             strict=True)]
+            a_coef = [-z[a] * v for a, v in zip(axes, inv, strict=True)]
+            c_coef = {(j, m): -inv[j] * inv[m]
+                      for j in range(k) for m in range(j + 1, k) if axes[j] == axes[m]}
+        unique = {}  # subsets along the same multiset of axes have the same derivative
+        for S in subsets:
+            key = tuple(sorted(axes[j] for j in S))
+            if key not in unique:
+                unique[key] = (g * _matchings_poly(a_coef, c_coef, S)) @ params["w"]
+        return [unique[tuple(sorted(axes[j] for j in S))] for S in subsets]
+
+    def derivative(self, params: dict, x, axes: tuple[int, ...]) -> jax.Array:
+        r"""The partial derivative :math:`\partial^k u/\partial x_{a_1}\cdots\partial x_{a_k}`
+        at one point, with the Gaussian part in closed form.
+
+        Same value as nested ``jax.jvp`` of :meth:`apply` (to round-off) at a fraction of the
+        cost, because all feature derivatives share one evaluation of the Gaussians. With
+        :math:`v_j = (2/(u_{a_j} - l_{a_j}))\,\mathbf{e}_{a_j}` (the rescaling),
+        :math:`a_{ij} = -z_i\cdot A_i^\top v_j`, :math:`c_{i,jl} = -(A_i^\top v_j)\cdot
+        (A_i^\top v_l)` (:math:`A_i^\top = \mathrm{diag}(1/\sigma_i)` for the diagonal
+        model), the derivative of the features along the directions of a subset :math:`S` of
+        :math:`\{1..k\}` is a Gaussian times a Hermite polynomial,
+
+        .. math::
+
+            \phi_S = \partial_S \phi = \sum_i w_i\, g_i \sum_{M}
+                \prod_{(j,l)\in M} c_{i,jl} \prod_{m \in S\setminus M} a_{im},
+
+        summed over the partial matchings :math:`M` of :math:`S`. The decoder is then
+        differentiated through the multilinear Taylor model
+        :math:`\tilde\phi(t) = \sum_S \phi_S \prod_{j\in S} t_j`:
+        :math:`\partial_{t_1}\cdots\partial_{t_k}\mathrm{MLP}(\tilde\phi(t))|_{t=0}` equals the
+        chain rule (Faa di Bruno) for the mixed derivative, which only involves the
+        derivatives :math:`\phi_S` of the features along subsets of the directions.
+
+        Parameters
+        ----------
+        params : dict
+        x : array of shape (d,)
+        axes : tuple of int
+            Coordinate indices :math:`a_1..a_k` (repeats allowed); ``()`` is ``apply``.
+        """
+        x = jnp.asarray(x)
+        _check_point(x, self.dim)
+        axes = tuple(int(a) for a in axes)
+        if any(a < 0 or a >= self.dim for a in axes):
+            raise ValueError(f"axes must be in 0..{self.dim - 1}, got {axes}")
+        if not axes:
+            return self.apply(params, x)
+        k = len(axes)
+        subsets = tuple(tuple(j for j in range(k) if mask >> j & 1) for mask in range(1 << k))
+        return _mlp_jet(params["decoder"], self._feature_jet(params, x, axes, subsets))
 
 
 @dataclass(frozen=True)
@@ -353,3 +466,77 @@ def model_from_dict(spec: dict) -> PIG | MLP:
         if key in spec:
             spec[key] = tuple(spec[key])
     return classes[kind](**spec)
+
+
+def _matchings_poly(a: list, c: dict, idx: tuple):
+    """:math:`\\sum_M \\prod_{(j,l)\\in M} c_{jl} \\prod_{m \\notin M} a_m` over the partial
+    matchings ``M`` of the direction indices ``idx`` (pairs missing from ``c`` are zero)."""
+    if not idx:
+        return 1.0
+    j, rest = idx[0], idx[1:]
+    out = a[j] * _matchings_poly(a, c, rest)
+    for pos, m in enumerate(rest):
+        if (j, m) in c:
+            out = out + c[j, m] * _matchings_poly(a, c, rest[:pos] + rest[pos + 1:])
+    return out
+
+
+def _set_partitions(mask: int) -> list[list[int]]:
+    """All partitions of the set of bits of ``mask`` into non-empty blocks (bitmasks)."""
+    if mask == 0:
+        return [[]]
+    low = mask & -mask
+    rest = mask ^ low
+    out = []
+    sub = rest
+    while True:  # every subset of ``rest`` may join the lowest element in its block
+        out += [[low | sub, *p] for p in _set_partitions(rest ^ sub)]
+        if sub == 0:
+            return out
+        sub = (sub - 1) & rest
+
+
+def _tanh_derivatives(t, order: int) -> list:
+    r""":math:`\tanh^{(n)}` for :math:`n = 0..` ``order`` as polynomials in :math:`t = \tanh h`:
+    :math:`p_0 = t`, :math:`p_{n+1} = (1 - t^2)\,p_n'(t)`."""
+    coefs = [np.array([0.0, 1.0])]
+    for _ in range(order):
+        dc = coefs[-1][1:] * np.arange(1, coefs[-1].size)  # p_n'
+        nxt = np.zeros(dc.size + 2)
+        nxt[:dc.size] += dc
+        nxt[2:] -= dc
+        coefs.append(nxt)
+    out = []
+    for c in coefs:
+        val = c[-1]
+        for power in range(c.size - 2, -1, -1):  # Horner
+            val = val * t + c[power]
+        out.append(val)
+    return out
+
+
+def _mlp_jet(layers: list[dict], jet: list):
+    r"""Mixed derivative :math:`\partial_{t_1}\cdots\partial_{t_k}` at 0 of the MLP applied to
+    the multilinear input :math:`\sum_S \phi_S \prod_{j\in S} t_j` (``jet[mask]`` =
+    :math:`\phi_S`, ``S`` the bits of ``mask``, ``len(jet) = 2^k``).
+
+    Each layer maps such a jet to the jet of its output: an affine layer acts on every entry
+    (the bias only on the value), and for :math:`y = \tanh(h)` Faa di Bruno's formula over the
+    set partitions :math:`\pi` of :math:`S` gives
+    :math:`y_S = \sum_\pi \tanh^{(|\pi|)}(h_\emptyset) \prod_{B\in\pi} h_B`. Returns the
+    scalar :math:`u_{\{1..k\}}` for :math:`k \ge 1` (the output bias drops out).
+    """
+    k = len(jet).bit_length() - 1
+    for layer in layers[:-1]:
+        pre = [jet[0] @ layer["W"] + layer["b"]] + [j @ layer["W"] for j in jet[1:]]
+        derivs = _tanh_derivatives(jnp.tanh(pre[0]), k)
+        jet = [derivs[0]]
+        for mask in range(1, 1 << k):
+            total = 0.0
+            for part in _set_partitions(mask):
+                term = derivs[len(part)]
+                for block in part:
+                    term = term * pre[block]
+                total = total + term
+            jet.append(total)
+    return (jet[-1] @ layers[-1]["W"])[0]

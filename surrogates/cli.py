@@ -678,7 +678,13 @@ def solve() -> None:
               help="Decay the Adam learning rate exponentially to this by the last step [off].")
 @click.option("--gaussians", type=int, help="PIG: number of Gaussians [100].")
 @click.option("--sigma", type=float, help="PIG: initial width in the [-1, 1] box [0.1].")
+@click.option("--mean-init", type=click.Choice(["uniform", "grid"]),
+              help="PIG: initial means, uniform random or on a regular grid [uniform].")
 @click.option("--boundary-weight", type=float, help="Weight of the boundary/initial terms [1].")
+@click.option("--causal-chunks", type=int,
+              help="Causal training weights over this many time chunks (time-dependent PDEs) "
+                   "[off].")
+@click.option("--causal-eps", type=float, help="Tolerance of the causal weights [1].")
 @click.option("--seed", type=int, help="Seed [0].")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="[float32].")
 @click.option("--grid", "n_grid", type=int, default=101, show_default=True,
@@ -686,7 +692,8 @@ def solve() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_fail_cleanly
 def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, optimizer, lr,
-              lr_final, gaussians, sigma, boundary_weight, seed, dtype, n_grid, overwrite) -> None:
+              lr_final, gaussians, sigma, mean_init, boundary_weight, causal_chunks, causal_eps,
+              seed, dtype, n_grid, overwrite) -> None:
     """Train a PIG (or PINN) on one PDE; write the solution on a grid, a plot and the error."""
     from surrogates.pinn_runs import solve_to_folder
 
@@ -696,12 +703,16 @@ def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, opti
     if problem and pde != "helmholtz" and ({"a1", "a2"} & set(problem)):
         raise click.UsageError("--a1 / --a2 apply to --pde helmholtz only")
     model_kwargs = {**table.get("model", {}),
-                    **{k: v for k, v in (("n_gaussians", gaussians), ("sigma_init", sigma))
-                       if v is not None}}
-    if model == "pinn" and ({"n_gaussians", "sigma_init"} & set(model_kwargs)):
-        raise click.UsageError("--gaussians / --sigma apply to --model pig only")
+                    **{k: v for k, v in (("n_gaussians", gaussians), ("sigma_init", sigma),
+                                         ("mean_init", mean_init)) if v is not None}}
+    if model == "pinn" and ({"n_gaussians", "sigma_init", "mean_init"} & set(model_kwargs)):
+        raise click.UsageError("--gaussians / --sigma / --mean-init apply to --model pig only")
+    if pde == "helmholtz" and (causal_chunks is not None or causal_eps is not None):
+        raise click.UsageError("--causal-chunks / --causal-eps apply to time-dependent PDEs only")
     flags = {"n_steps": steps, "n_collocation": collocation, "optimizer": optimizer, "lr": lr,
-             "lr_final": lr_final, "boundary_weight": boundary_weight, "seed": seed, "dtype": dtype}
+             "lr_final": lr_final, "boundary_weight": boundary_weight,
+             "causal_chunks": causal_chunks, "causal_eps": causal_eps, "seed": seed,
+             "dtype": dtype}
     train_kwargs = {**table.get("train", {}), **{k: v for k, v in flags.items() if v is not None}}
     if model_kwargs:
         train_kwargs["model_kwargs"] = model_kwargs

@@ -12,8 +12,9 @@ reference solution. :func:`train` minimises the physics-informed loss
         \lvert \mathcal{B}_c[u_\theta](\mathbf{x}^c_j) - g_c(\mathbf{x}^c_j)\rvert^2
 
 (:math:`\lambda` = ``boundary_weight``, :math:`\omega_c` = ``Condition.weight``, :math:`s_r` =
-``Problem.residual_scale``, 1 by default) for a Physics-
-Informed Gaussians model or the plain-MLP PINN baseline of :mod:`operators.pig`, and
+``Problem.residual_scale``, 1 by default; optionally with causal weights over time, see
+:mod:`surrogates.pinn_losses`, where the loss, :func:`diff` and the samplers live) for a
+Physics-Informed Gaussians model or the plain-MLP PINN baseline of :mod:`operators.pig`, and
 :func:`evaluate` scores the result on a grid by the relative L2 error
 :math:`\lVert u_\theta - u_{\rm ref}\rVert_2 / \lVert u_{\rm ref}\rVert_2`.
 
@@ -36,8 +37,8 @@ Adding a PDE takes a few lines. For example :math:`-u'' = \pi^2 \sin(\pi x)` on
 Conventions: one point is an array ``x`` of shape ``(d,)`` in the order of ``Problem.coords``;
 time-dependent problems put time first (``("t", "x")``, ``("t", "x", "y")``). A residual may
 return a scalar or a small vector (all entries are squared and averaged). Derivatives: use
-:func:`diff` (nested forward-mode ``jax.jvp``, cheap in low dimensions) or ``jax.grad`` /
-``jax.hessian`` of ``u``.
+:func:`diff` (nested forward-mode ``jax.jvp``, cheap in low dimensions; closed form for a
+PIG, see :meth:`operators.pig.PIG.derivative`) or ``jax.grad`` / ``jax.hessian`` of ``u``.
 
 The problems with reference solutions (Helmholtz, Klein-Gordon, Allen-Cahn, flow mixing) are in
 :mod:`surrogates.pinn_problems`.
@@ -75,6 +76,14 @@ import optax
 from tqdm.auto import tqdm
 
 from operators.pig import MLP, PIG, model_to_dict
+from surrogates.pinn_losses import (
+    boundary_sampler,
+    diff,
+    face_sampler,
+    physics_loss,
+    sample_batch,
+    uniform_sampler,
+)
 
 __all__ = [
     "Condition",
@@ -91,78 +100,6 @@ __all__ = [
 ]
 
 _KINDS = ("dirichlet", "initial", "initial_velocity", "periodic", "custom")
-
-
-# ----------------------------------------------------------------------------------------------
-# Derivatives and samplers
-# ----------------------------------------------------------------------------------------------
-
-
-def diff(f: Callable, x, *axes: int):
-    r"""Partial derivative :math:`\partial^n f / \partial x_{a_1}\cdots\partial x_{a_n}` at ``x``.
-
-    ``f`` maps one point of shape ``(d,)`` to a scalar (or array); the derivative is taken by
-    nested forward-mode ``jax.jvp`` along unit vectors, ``diff(u, x)`` is ``u(x)``,
-    ``diff(u, x, 0, 0)`` is :math:`u_{x_0 x_0}`. Cost grows as :math:`2^n` forward passes.
-    """
-    if not axes:
-        return f(x)
-    e = jnp.zeros_like(x).at[axes[-1]].set(1)
-
-    def df(y):
-        return jax.jvp(f, (y,), (e,))[1]
-
-    return diff(df, x, *axes[:-1])
-
-
-def uniform_sampler(lower: Sequence[float], upper: Sequence[float]) -> Callable:
-    """``sample(key, n, dtype) -> (n, d)`` points uniform in the box."""
-    lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
-
-    def sample(key, n, dtype=jnp.float32):
-        u = jax.random.uniform(key, (n, lo.size), dtype)
-        return jnp.asarray(lo, dtype) + u * jnp.asarray(hi - lo, dtype)
-
-    return sample
-
-
-def face_sampler(lower: Sequence[float], upper: Sequence[float], axis: int,
-                 side: str = "lower") -> Callable:
-    """Points uniform on one face of the box: coordinate ``axis`` fixed at its lower or upper
-    bound (``side``); e.g. the initial line ``t = t_0`` is ``face_sampler(lo, hi, 0)``."""
-    if side not in ("lower", "upper"):
-        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
-    value = (lower if side == "lower" else upper)[axis]
-    inner = uniform_sampler(lower, upper)
-
-    def sample(key, n, dtype=jnp.float32):
-        return inner(key, n, dtype).at[:, axis].set(value)
-
-    return sample
-
-
-def boundary_sampler(lower: Sequence[float], upper: Sequence[float],
-                     axes: Sequence[int] | None = None) -> Callable:
-    """Points on the faces ``x_a = lower_a`` and ``x_a = upper_a`` for ``a`` in ``axes`` (all by
-    default); each point picks one of the ``2 len(axes)`` faces with equal probability (not
-    area-weighted), then is uniform on it."""
-    d = len(lower)
-    axes = tuple(range(d)) if axes is None else tuple(int(a) for a in axes)
-    if not axes or any(a < 0 or a >= d for a in axes):
-        raise ValueError(f"axes must be a non-empty subset of 0..{d - 1}, got {axes}")
-    inner = uniform_sampler(lower, upper)
-    ax = np.asarray(axes)
-    lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
-
-    def sample(key, n, dtype=jnp.float32):
-        k1, k2 = jax.random.split(key)
-        pts = inner(k1, n, dtype)
-        face = jax.random.randint(k2, (n,), 0, 2 * len(axes))
-        axis = jnp.asarray(ax)[face // 2]
-        value = jnp.where(face % 2 == 1, jnp.asarray(hi, dtype)[axis], jnp.asarray(lo, dtype)[axis])
-        return pts.at[jnp.arange(n), axis].set(value)
-
-    return sample
 
 
 # ----------------------------------------------------------------------------------------------
@@ -404,31 +341,6 @@ def _make_model(problem: Problem, model, dtype: str, model_kwargs: dict | None):
     raise ValueError(f"model must be 'pig', 'pinn' or a PIG/MLP instance, got {model!r}")
 
 
-def _loss_fn(problem: Problem, model, boundary_weight: float):
-    conds = problem.conditions
-
-    def loss(params, batch):
-        def u(x):
-            return model.apply(params, x)
-
-        res = jax.vmap(lambda x: problem.residual(u, x))(batch[0])
-        total = jnp.mean(res**2) / problem.residual_scale**2
-        for c, pts in zip(conds, batch[1:], strict=True):
-            err = jax.vmap(lambda x, c=c: c.errors(u, x))(pts)
-            total = total + boundary_weight * c.weight * jnp.mean(err**2)
-        return total
-
-    return loss
-
-
-def _sample_batch(problem: Problem, key, n_collocation: int, dtype):
-    keys = jax.random.split(key, len(problem.conditions) + 1)
-    inner = uniform_sampler(problem.lower, problem.upper)
-    batch = [inner(keys[0], n_collocation, dtype)]
-    batch += [c.sample(k, dtype) for c, k in zip(problem.conditions, keys[1:], strict=True)]
-    return tuple(batch)
-
-
 def train(
     problem: Problem,
     model: str | PIG | MLP = "pig",
@@ -441,6 +353,8 @@ def train(
     lr_final: float | None = None,
     seed: int = 0,
     boundary_weight: float = 1.0,
+    causal_chunks: int | None = None,
+    causal_eps: float = 1.0,
     dtype: str = "float32",
     model_kwargs: dict | None = None,
     eval_every: int | None = None,
@@ -485,6 +399,13 @@ def train(
         Seeds the initialisation, the points and the evaluation points.
     boundary_weight : float, default 1.0
         :math:`\lambda`, ``>= 0``.
+    causal_chunks : int, optional
+        Causal training (Wang, Sankaran & Perdikaris 2022; :mod:`surrogates.pinn_losses`):
+        weight the residual of ``causal_chunks`` equal time chunks by
+        :math:`w_i = \exp(-\varepsilon \sum_{k<i} \mathcal{L}_k)`. Needs time as the first
+        coordinate (``Problem.coords[0] == "t"``). None: plain mean residual.
+    causal_eps : float, default 1.0
+        :math:`\varepsilon > 0` of the causal weights.
     dtype : {"float32", "float64"}, default "float32"
     model_kwargs : dict, optional
         Constructor arguments of the model (e.g. ``{"n_gaussians": 800, "sigma_init": 0.1}``).
@@ -520,6 +441,16 @@ def train(
     for name, v in (("lr", lr), ("lr_final", lr_final)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+    if causal_chunks is not None:
+        if isinstance(causal_chunks, bool) or not isinstance(causal_chunks, int | np.integer) \
+                or causal_chunks < 1:
+            raise ValueError(f"causal_chunks must be a positive integer, got {causal_chunks!r}")
+        if problem.coords[0] != "t":
+            raise ValueError(
+                f"causal weights need time as the first coordinate, but problem "
+                f"{problem.name!r} has coordinates {problem.coords}")
+    if not (math.isfinite(causal_eps) and causal_eps > 0):
+        raise ValueError(f"causal_eps must be finite and > 0, got {causal_eps!r}")
     if lr_final is not None and optimizer != "adam":
         raise ValueError("lr_final (a decaying learning rate) applies to optimizer='adam' only")
     eval_every = max(1, n_steps // 20) if eval_every is None else eval_every
@@ -537,6 +468,7 @@ def train(
     config = {"problem": problem.name, "model": model_to_dict(net), "n_steps": n_steps,
               "n_collocation": n_collocation, "resample": resample, "optimizer": optimizer,
               "lr": lr, "lr_final": lr_final, "seed": seed, "boundary_weight": boundary_weight,
+              "causal_chunks": causal_chunks, "causal_eps": causal_eps,
               "dtype": dtype, "eval_every": eval_every, "n_eval": n_eval}
 
     eval_pts = np.random.default_rng(seed).uniform(problem.lower, problem.upper,
@@ -546,17 +478,17 @@ def train(
 
     with jax.enable_x64(dtype == "float64"):
         jd = jnp.dtype(dtype)
-        loss = _loss_fn(problem, net, boundary_weight)
+        loss = physics_loss(problem, net, boundary_weight, causal_chunks, causal_eps)
         k_init, k_pts = jax.random.split(jax.random.key(seed))
         params = net.init(k_init)
         opt_state = opt.init(params)
-        batch0 = _sample_batch(problem, k_pts, n_collocation, jd)
+        batch0 = sample_batch(problem, k_pts, n_collocation, jd)
 
         @jax.jit
         def step(params, opt_state, key, batch):
             key, sub = jax.random.split(key)
             if resample:
-                batch = _sample_batch(problem, sub, n_collocation, jd)
+                batch = sample_batch(problem, sub, n_collocation, jd)
 
             def value_fn(p):
                 return loss(p, batch)

@@ -47,3 +47,24 @@ def test_solve_pig_rejects_options_of_other_problems(tmp_path):
     result = CliRunner().invoke(main, ["solve", "pig", "--pde", "helmholtz", "--model", "pinn",
                                        "--gaussians", "10", "--out", str(tmp_path / "h")])
     assert result.exit_code != 0 and "--model pig only" in result.output
+    result = CliRunner().invoke(main, ["solve", "pig", "--pde", "helmholtz", "--causal-chunks",
+                                       "8", "--out", str(tmp_path / "hc")])
+    assert result.exit_code != 0 and "time-dependent PDEs only" in result.output
+
+
+def test_solve_pig_passes_causal_and_grid_options(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("surrogates.pinn_runs.solve_to_folder",
+                        lambda *args, **kwargs: calls.append(kwargs) or {"relative_l2": 0.5,
+                                                                         "wall_time_s": 1.0})
+    result = CliRunner().invoke(main, ["solve", "pig", "--pde", "allen-cahn", "--gaussians", "16",
+                                       "--mean-init", "grid", "--causal-chunks", "4",
+                                       "--causal-eps", "5", "--out", str(tmp_path / "ac")])
+    assert result.exit_code == 0, result.output
+    (kwargs,) = calls
+    assert kwargs["train_kwargs"]["causal_chunks"] == 4
+    assert kwargs["train_kwargs"]["causal_eps"] == 5.0
+    assert kwargs["train_kwargs"]["model_kwargs"] == {"n_gaussians": 16, "mean_init": "grid"}
+    result = CliRunner().invoke(main, ["solve", "pig", "--pde", "allen-cahn", "--model", "pinn",
+                                       "--mean-init", "grid", "--out", str(tmp_path / "p")])
+    assert result.exit_code != 0 and "--model pig only" in result.output

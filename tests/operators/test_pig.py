@@ -22,7 +22,7 @@ from operators.pig import (
     model_to_dict,
     sigmas,
 )
-from surrogates import pinn, pinn_problems
+from surrogates import pinn, pinn_losses, pinn_problems
 from surrogates.pinn import Condition, Problem, diff
 
 # A user-defined problem: -u'' = pi^2 sin(pi x) on [0, 1], u(0) = u(1) = 0, u = sin(pi x).
@@ -240,6 +240,109 @@ def test_autodiff_matches_finite_differences(kind):
         d01 = jax.jit(lambda x: jnp.stack([diff(u, x, 0, 1), diff(u, x, 1)]))(x0)
         np.testing.assert_allclose(float(d01[0]), H[0, 1], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(float(d01[1]), g[1], rtol=1e-12)
+
+
+def _autodiff_features(model, params, x):
+    """The Gaussian features written out directly (plain autodiff reference)."""
+    d = 2 * (x - jnp.asarray(model.lower)) / (jnp.asarray(model.upper) - jnp.asarray(model.lower))
+    d = d - 1 - params["mu"]
+    if model.full_covariance:
+        low = jnp.tril(params["chol_lower"], k=-1)
+        A = low + jax.vmap(jnp.diag)(jnp.exp(params["chol_log_diag"]))
+        z = jnp.einsum("nkj,nk->nj", A, d)
+    else:
+        z = d * jnp.exp(-params["log_sigma"])
+    return jnp.exp(-0.5 * jnp.sum(z * z, axis=-1)) @ params["w"]
+
+
+def _autodiff_u(model, params, x):
+    h = _autodiff_features(model, params, x)
+    for layer in params["decoder"][:-1]:
+        h = jnp.tanh(h @ layer["W"] + layer["b"])
+    return (h @ params["decoder"][-1]["W"] + params["decoder"][-1]["b"])[0]
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["diagonal", "full_covariance"])
+def test_closed_form_derivatives_match_plain_autodiff(full):
+    # diff() on the field that train() passes to residuals uses PIG.derivative (closed-form
+    # Gaussian derivatives + Faa di Bruno through the decoder); it must equal nested jax.jvp
+    # of the plainly written model, and so must the parameter gradients of the derivatives.
+    lower, upper = (0.0, -1.0, 0.0), (1.0, 1.0, 2.0)
+    axes_list = [(), (0,), (2,), (0, 0), (1, 2), (2, 0, 2)]
+    grad_axes = [(0, 0), (1, 2)]
+    with jax.enable_x64(True):
+        model = PIG(lower, upper, n_gaussians=9, sigma_init=0.5, full_covariance=full,
+                    hidden=(6, 5), dtype="float64")
+        params = _random_pig_params(model, seed=2)
+        x0 = jnp.array([0.3, 0.2, 1.1])
+
+        def derivatives(p, closed, axes_list=axes_list):
+            u = pinn_losses.Field(model, p) if closed else (
+                lambda y: _autodiff_u(model, p, y))
+            return jnp.stack([diff(u, x0, *ax) for ax in axes_list])
+
+        new = np.asarray(derivatives(params, True))
+        ref = np.asarray(derivatives(params, False))
+        assert np.all(np.abs(ref[1:]) > 1e-3)  # non-trivial values
+        np.testing.assert_allclose(new, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+        grads = [jax.grad(lambda p, c=c: jnp.sum(derivatives(p, c, grad_axes) ** 2))(params)
+                 for c in (True, False)]
+        for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(grads[1]),
+                        strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
+        # and jax.hessian of apply (reverse over forward mode) agrees with the closed form
+        H = np.asarray(jax.hessian(lambda x: model.apply(params, x))(x0))
+        np.testing.assert_allclose(H[1, 2], new[axes_list.index((1, 2))], rtol=1e-12)
+
+
+def test_pointwise_chunks_and_grid_initialisation():
+    f = lambda x: jnp.sin(x[0]) * x[1] ** 2  # noqa: E731
+    pts = jax.random.normal(jax.random.key(0), (150, 2))
+    for chunk in (None, 64, 200):
+        np.testing.assert_allclose(pinn_losses.pointwise(f, pts, chunk), jax.vmap(f)(pts),
+                                   rtol=1e-6)
+    model = PIG((0.0, -2.0), (1.0, 2.0), n_gaussians=16, mean_init="grid")
+    mu = np.asarray(model.init(jax.random.key(0))["mu"])
+    np.testing.assert_allclose(np.unique(mu[:, 0]), [-0.75, -0.25, 0.25, 0.75])
+    assert len({tuple(m) for m in mu}) == 16
+    with pytest.raises(ValueError, match="m\\*\\*2"):
+        PIG((0.0, 0.0), (1.0, 1.0), n_gaussians=15, mean_init="grid")
+    with pytest.raises(ValueError, match="mean_init"):
+        PIG((0.0,), (1.0,), mean_init="sobol")
+
+
+def test_causal_weights():
+    t = jnp.array([0.05, 0.1, 0.3, 0.35, 0.9])
+    r2 = jnp.array([1.0, 3.0, 0.5, 1.5, 4.0])
+    losses, weights = pinn_losses.causal_weights(t, r2, 0.0, 1.0, 4, 2.0)
+    # chunks [0, .25), [.25, .5), [.5, .75) (empty), [.75, 1]: means 2, 1, 0, 4
+    np.testing.assert_allclose(losses, [2.0, 1.0, 0.0, 4.0])
+    np.testing.assert_allclose(weights, np.exp(-2.0 * np.array([0.0, 2.0, 3.0, 3.0])),
+                               rtol=1e-6)
+    # the weights carry no gradient: d/dr2 of sum(w * L) is w / count
+    g = jax.grad(lambda r: jnp.sum(jnp.prod(jnp.stack(pinn_losses.causal_weights(
+        t, r, 0.0, 1.0, 4, 2.0)), axis=0)))(r2)
+    np.testing.assert_allclose(g, [0.5, 0.5, np.exp(-4.0) / 2, np.exp(-4.0) / 2,
+                                   np.exp(-6.0)], rtol=1e-6)
+    # the causal loss of a tiny problem is the weighted mean of its chunk losses
+    ode = Problem(name="ode", lower=(0.0, 0.0), upper=(1.0, 1.0), coords=("t", "x"),
+                  residual=lambda u, x: diff(u, x, 0) - 3.0,
+                  conditions=(Condition("initial", points=np.array([[0.0, 0.5]])),))
+    model = MLP(ode.lower, ode.upper, hidden=(4,))
+    params = model.init(jax.random.key(0))
+    batch = pinn_losses.sample_batch(ode, jax.random.key(1), 16, jnp.float32)
+    r2 = jax.vmap(lambda x: ode.residual(lambda y: model.apply(params, y), x))(batch[0]) ** 2
+    conditions = pinn_losses.physics_loss(ode, model, 2.0)(params, batch) - jnp.mean(r2)
+    chunk_l, chunk_w = pinn_losses.causal_weights(batch[0][:, 0], r2, 0.0, 1.0, 4, 0.5)
+    causal = pinn_losses.physics_loss(ode, model, 2.0, causal_chunks=4, causal_eps=0.5)
+    np.testing.assert_allclose(causal(params, batch),
+                               jnp.mean(chunk_w * chunk_l) + conditions, rtol=1e-5)
+    assert float(jnp.min(chunk_w)) < 0.5  # the weights matter here
+    with pytest.raises(ValueError, match="time as the first"):
+        pinn.train(POISSON, "pig", n_steps=1, causal_chunks=4)
+    with pytest.raises(ValueError, match="causal_eps"):
+        pinn.train(pinn_problems.klein_gordon(), "pig", n_steps=1, causal_chunks=4,
+                   causal_eps=0.0)
 
 
 def test_model_dict_round_trip():
