@@ -20,7 +20,7 @@ residual points resampled every step, float32, seed 0, and the same loss:
   boundary weights below are relative to an O(1) residual;
 * Allen-Cahn is trained with causal weights (Wang, Sankaran & Perdikaris 2022,
   ``surrogates.pinn_losses``): the residual of 32 time chunks weighted by
-  :math:`\exp(-\varepsilon \sum_{k<i}\mathcal{L}_k)`, :math:`\varepsilon = 3`, and 4000 steps.
+  :math:`\exp(-\varepsilon \sum_{k<i}\mathcal{L}_k)`, :math:`\varepsilon = 3`, and 6000 steps.
 
 The weight of the boundary/initial conditions decides what a physics-informed fit converges to,
 and the best weight and learning-rate schedule differ between models and PDEs: each model is
