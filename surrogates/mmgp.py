@@ -461,17 +461,18 @@ class MMGPRegressor:
             fields[name] = arrays
         return scalars, fields
 
-    def _morph_all(self, meshes: list, offline: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _morph_all(self, meshes: list, keys: list[bytes], offline: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """Morphed support coordinates (n, n_s, d) and seconds per morph of each distinct mesh
-        (meshes with equal :func:`meshes.morph.mesh_key` are morphed once). ``offline``: the
-        training morphs, by the morpher's ``morph_offline`` when it has one."""
+        (meshes with equal ``keys``, their :func:`meshes.morph.mesh_key`, are morphed once).
+        ``offline``: the training morphs, by the morpher's ``morph_offline`` when it has one."""
         morpher = self._morpher()
         morph = getattr(morpher, "morph_offline", morpher.morph) if offline else morpher.morph
         coords, seconds, done = [], [], {}
         n_s = len(self.support_.points)
         # the progress bar shows only on a terminal (disable=None)
-        for i, mesh in enumerate(tqdm(meshes, desc="morphing", disable=None, leave=False)):
-            key = mesh_key(mesh)
+        bar = tqdm(meshes, desc="morphing", disable=None, leave=False)
+        for i, (mesh, key) in enumerate(zip(bar, keys, strict=True)):
             if key not in done:
                 t0 = time.perf_counter()
                 result = morph(self.support_, mesh)
@@ -560,7 +561,8 @@ class MMGPRegressor:
                              "lumped mass); remove them or use mass_weighted=False")
         self.node_weights_ = node_w
 
-        coords, self.morph_seconds_ = self._morph_all(meshes, offline=True)
+        keys = [mesh_key(m) for m in meshes]
+        coords, self.morph_seconds_ = self._morph_all(meshes, keys, offline=True)
         n, _, d = coords.shape
         self.shape_dim_ = d
         self.shape_pca_ = WeightedPCA(np.repeat(node_w, d), self.shape_variance,
@@ -582,8 +584,7 @@ class MMGPRegressor:
         back: list[sp.csr_matrix] = []
         if fields:
             built: dict[bytes, tuple] = {}
-            for mesh, z in zip(meshes, coords, strict=True):
-                key = mesh_key(mesh)
+            for mesh, key, z in zip(meshes, keys, coords, strict=True):
                 if key not in built:
                     T = sp.csr_matrix(transfer(mesh, z))
                     if T.shape != (n_s, len(mesh.points)):
@@ -622,7 +623,7 @@ class MMGPRegressor:
         if hasattr(self._morpher(), "set_reduced_basis"):
             # describe the training shapes the way new ones will be described: by their online
             # morphs in the basis (the full morphs above built the basis and carry the fields)
-            coords = self._morph_all(meshes)[0]
+            coords = self._morph_all(meshes, keys)[0]
         raw_x = np.concatenate([self.shape_pca_.transform(coords.reshape(n, -1)), inputs], axis=1)
         self.x_mean_ = raw_x.mean(axis=0)
         self.x_scale_ = _safe_scale(raw_x.std(axis=0))
@@ -638,7 +639,7 @@ class MMGPRegressor:
         self.gp_ = BatchedExactGP(**self._gp_kwargs()).fit(X, (Y - self.y_mean_) / self.y_scale_)
         self.amplitude_factor_ = np.ones(Y.shape[1])
         if self.calibration == "group-loo":
-            self.amplitude_factor_ = self.gp_.calibrate_amplitude([mesh_key(m) for m in meshes])
+            self.amplitude_factor_ = self.gp_.calibrate_amplitude(keys)
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
 
@@ -648,13 +649,20 @@ class MMGPRegressor:
             raise ValueError("this MMGPRegressor is not fitted; call fit(meshes, inputs, outputs)")
 
     def _latent(self, meshes, inputs):
-        """Per query: morphed coords, GP mean/std of all outputs in physical units."""
+        """Per query: the meshes, their back-transfer matrices (one per distinct mesh), the GP
+        mean/std of all outputs in physical units."""
         self._check_fitted()
         meshes, inputs = self._check_meshes_inputs(meshes, inputs, self.n_inputs_)
-        coords, self.predict_morph_seconds_ = self._morph_all(meshes)
+        keys = [mesh_key(m) for m in meshes]
+        coords, self.predict_morph_seconds_ = self._morph_all(meshes, keys)
         X = self._features(coords, inputs)
         mean, std = self.gp_.predict(X, return_std=True)
-        return meshes, coords, mean * self.y_scale_ + self.y_mean_, std * self.y_scale_
+        built: dict[bytes, sp.csr_matrix] = {}
+        for mesh, key, z in zip(meshes, keys, coords, strict=True):
+            if key not in built:
+                built[key] = self._back_transfer(mesh, z)
+        backs = [built[k] for k in keys]
+        return meshes, backs, mean * self.y_scale_ + self.y_mean_, std * self.y_scale_
 
     def _back_transfer(self, mesh, z) -> sp.csr_matrix:
         B = sp.csr_matrix(self._transfer()(self._support_mesh(z), np.asarray(mesh.points, float)))
@@ -663,18 +671,6 @@ class MMGPRegressor:
             raise ValueError(f"transfer returned shape {B.shape}; expected "
                              f"({len(mesh.points)}, {n_s})")
         return B
-
-    def _back_transfer_cache(self) -> Callable:
-        """``backs(mesh, z)``: :meth:`_back_transfer`, built once per distinct mesh."""
-        cache: dict[bytes, sp.csr_matrix] = {}
-
-        def backs(mesh, z):
-            key = mesh_key(mesh)
-            if key not in cache:
-                cache[key] = self._back_transfer(mesh, z)
-            return cache[key]
-
-        return backs
 
     def predict(self, meshes: Sequence[meshio.Mesh], inputs, return_std: bool = False):
         """Predict scalars and fields on query meshes.
@@ -698,8 +694,7 @@ class MMGPRegressor:
         ValueError
             If not fitted, or on mismatched ``meshes``/``inputs``.
         """
-        meshes, coords, mean, std = self._latent(meshes, inputs)
-        backs = self._back_transfer_cache()
+        meshes, backs, mean, std = self._latent(meshes, inputs)
         var = std**2
         out_mean, out_std = {}, {}
         for name in self.scalar_names_:
@@ -710,8 +705,7 @@ class MMGPRegressor:
             pca, c = self.field_pca_[name], self.field_components_[name]
             n_s = len(self.support_.points)
             means, stds = [], []
-            for i, (mesh, z) in enumerate(zip(meshes, coords, strict=True)):
-                B = backs(mesh, z)
+            for i, (mesh, B) in enumerate(zip(meshes, backs, strict=True)):
                 support_mean = pca.inverse_transform(mean[i, a:b]).reshape(n_s, c)
                 u = np.asarray(B @ support_mean)
                 means.append(u[:, 0] if c == 1 else u)
@@ -744,8 +738,7 @@ class MMGPRegressor:
             ``name -> (n_samples, n)`` for scalars; ``name -> list of (n_samples, n_nodes_i[, c])``
             for fields.
         """
-        meshes, coords, mean, std = self._latent(meshes, inputs)
-        backs = self._back_transfer_cache()
+        meshes, backs, mean, std = self._latent(meshes, inputs)
         rng = np.random.default_rng(seed)
         draws = mean[None] + std[None] * rng.standard_normal((n_samples, *mean.shape))
         out = {}
@@ -756,8 +749,7 @@ class MMGPRegressor:
             pca, c = self.field_pca_[name], self.field_components_[name]
             n_s = len(self.support_.points)
             samples = []
-            for i, (mesh, z) in enumerate(zip(meshes, coords, strict=True)):
-                B = backs(mesh, z)
+            for i, (mesh, B) in enumerate(zip(meshes, backs, strict=True)):
                 sup = pca.inverse_transform(draws[:, i, a:b])  # (S, n_s * c)
                 sup = sup.reshape(n_samples, n_s, c).transpose(1, 0, 2).reshape(n_s, -1)
                 u = np.asarray(B @ sup).reshape(len(mesh.points), n_samples, c).transpose(1, 0, 2)
