@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_utils import write_results  # noqa: E402
 
-from meshes.morph import _airfoil, medoid_airfoil, resampled_wall  # noqa: E402
+from meshes.morph import closed_wall, medoid_airfoil, resampled_wall  # noqa: E402
 from surrogates.data.airfoil import (  # noqa: E402
     AirfoilDataConfig,
     generate_airfoil_dataset,
@@ -151,13 +151,6 @@ def gp_fit_predict(x_train, y_train, x_test, args):
     mu, sd = gp.predict((x_test - xm) / xs, return_std=True)
     pred_s = (time.perf_counter() - t) / len(x_test)
     return mu * ys + ym, sd * ys, fit_s, pred_s
-
-
-def wall_polygon(mesh):
-    """Wall nodes counter-clockwise from the trailing edge (Selig order), closed (the wall loop
-    the morphers use)."""
-    wall = _airfoil(mesh, "sample").wall_xy
-    return np.vstack([wall, wall[:1]])
 
 
 def mmgp_row(model, test, ref):
@@ -244,7 +237,7 @@ def run_family(family, args):
         re = test.inputs(["reynolds"])[:, 0]
         for m, a, r in zip(test.meshes, test.inputs(["alpha"])[:, 0], re, strict=True):
             aero = neuralfoil.get_aero_from_coordinates(
-                coordinates=wall_polygon(m), alpha=float(a), Re=float(r), xtr_upper=0.0,
+                coordinates=closed_wall(m), alpha=float(a), Re=float(r), xtr_upper=0.0,
                 xtr_lower=0.0, model_size="xlarge")
             cl.append(float(np.ravel(aero["CL"])[0]))
             cd.append(float(np.ravel(aero["CD"])[0]))

@@ -65,8 +65,8 @@ import scipy.linalg
 from meshes.airfoil_mesh import _split_by_tag, mesh_quality
 from meshes.polygon import segment_distance, signed_area
 
-__all__ = ["MorphResult", "RBFMorpher", "medoid_airfoil", "morphed_mesh", "rbf_interpolate",
-           "mesh_key", "resampled_wall", "wall_parameter"]
+__all__ = ["MorphResult", "RBFMorpher", "closed_wall", "medoid_airfoil", "mesh_key",
+           "morphed_mesh", "rbf_interpolate", "resampled_wall", "wall_parameter"]
 
 
 @dataclass
@@ -388,12 +388,19 @@ def mesh_key(mesh: meshio.Mesh) -> bytes:
     return h.digest()
 
 
-def resampled_wall(mesh: meshio.Mesh, n: int = 101) -> np.ndarray:
-    """The mesh's wall loop resampled at ``n`` points equally spaced in arc length, from the
-    trailing edge counter-clockwise (upper surface first) back to it: ``(n, 2)``, a fixed-size
-    description of the shape."""
+def closed_wall(mesh: meshio.Mesh) -> np.ndarray:
+    """The mesh's wall nodes (the loop the morphers use) counter-clockwise from the trailing
+    edge, upper surface first (Selig order), with the first node repeated at the end:
+    ``(n_wall + 1, 2)``."""
     wall = _airfoil(mesh, "airfoil").wall_xy
-    poly = np.vstack([wall, wall[:1]])
+    return np.vstack([wall, wall[:1]])
+
+
+def resampled_wall(mesh: meshio.Mesh, n: int = 101) -> np.ndarray:
+    """The mesh's wall loop (:func:`closed_wall`) resampled at ``n`` points equally spaced in
+    arc length, from the trailing edge counter-clockwise (upper surface first) back to it:
+    ``(n, 2)``, a fixed-size description of the shape."""
+    poly = closed_wall(mesh)
     s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(poly, axis=0).T))])
     t = np.linspace(0.0, s[-1], int(n))
     return np.stack([np.interp(t, s, poly[:, 0]), np.interp(t, s, poly[:, 1])], axis=1)

@@ -20,6 +20,7 @@ from meshes.morph import (
     RBFMorpher,
     _airfoil,
     _wall_distance,
+    closed_wall,
     medoid_airfoil,
     morphed_mesh,
     rbf_interpolate,
@@ -305,3 +306,6 @@ def test_medoid_airfoil_and_resampled_wall():
     assert w[0, 0] == pytest.approx(1.0, abs=1e-9) and w[10, 1] > 0 > w[30, 1]  # upper first
     seg = np.hypot(*np.diff(w, axis=0).T)
     np.testing.assert_allclose(seg, seg.mean(), rtol=0.05)  # equal arc length (chords)
+    loop = closed_wall(meshes[2])
+    assert np.array_equal(loop[0], loop[-1]) and loop[0, 0] == pytest.approx(1.0, abs=1e-9)
+    assert len(np.unique(loop[:-1], axis=0)) == len(loop) - 1  # each wall node once, closed
