@@ -680,6 +680,9 @@ def solve() -> None:
 @click.option("--sigma", type=float, help="PIG: initial width in the [-1, 1] box [0.1].")
 @click.option("--mean-init", type=click.Choice(["uniform", "grid"]),
               help="PIG: initial means, uniform random or on a regular grid [uniform].")
+@click.option("--cutoff", type=float,
+              help="PIG: sum only Gaussians within this many widths of a point (faster with "
+                   "thousands of narrow Gaussians; 5 keeps the truncation below 4e-6) [off].")
 @click.option("--boundary-weight", type=float, help="Weight of the boundary/initial terms [1].")
 @click.option("--causal-chunks", type=int,
               help="Causal training weights over this many time chunks (time-dependent PDEs) "
@@ -692,8 +695,8 @@ def solve() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @_fail_cleanly
 def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, optimizer, lr,
-              lr_final, gaussians, sigma, mean_init, boundary_weight, causal_chunks, causal_eps,
-              seed, dtype, n_grid, overwrite) -> None:
+              lr_final, gaussians, sigma, mean_init, cutoff, boundary_weight, causal_chunks,
+              causal_eps, seed, dtype, n_grid, overwrite) -> None:
     """Train a PIG (or PINN) on one PDE; write the solution on a grid, a plot and the error."""
     from surrogates.pinn_runs import solve_to_folder
 
@@ -704,9 +707,12 @@ def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, opti
         raise click.UsageError("--a1 / --a2 apply to --pde helmholtz only")
     model_kwargs = {**table.get("model", {}),
                     **{k: v for k, v in (("n_gaussians", gaussians), ("sigma_init", sigma),
-                                         ("mean_init", mean_init)) if v is not None}}
-    if model == "pinn" and ({"n_gaussians", "sigma_init", "mean_init"} & set(model_kwargs)):
-        raise click.UsageError("--gaussians / --sigma / --mean-init apply to --model pig only")
+                                         ("mean_init", mean_init), ("cutoff", cutoff))
+                       if v is not None}}
+    if model == "pinn" and ({"n_gaussians", "sigma_init", "mean_init", "cutoff"}
+                            & set(model_kwargs)):
+        raise click.UsageError(
+            "--gaussians / --sigma / --mean-init / --cutoff apply to --model pig only")
     if pde == "helmholtz" and (causal_chunks is not None or causal_eps is not None):
         raise click.UsageError("--causal-chunks / --causal-eps apply to time-dependent PDEs only")
     flags = {"n_steps": steps, "n_collocation": collocation, "optimizer": optimizer, "lr": lr,

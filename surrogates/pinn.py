@@ -66,6 +66,7 @@ import dataclasses
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -341,6 +342,18 @@ def _make_model(problem: Problem, model, dtype: str, model_kwargs: dict | None):
     raise ValueError(f"model must be 'pig', 'pinn' or a PIG/MLP instance, got {model!r}")
 
 
+def _warn_overflow(net, params, step: int) -> None:
+    """Warn when a PIG with a cut-off drops Gaussians from a full neighbour list."""
+    if getattr(net, "cutoff", None) is None:
+        return
+    over = net.neighbour_overflow(params)
+    if over:
+        warnings.warn(
+            f"step {step}: the fullest cell of the PIG's neighbour grid overlaps {over} more "
+            f"Gaussians than its list holds (neighbours={net.neighbours}); they are left out "
+            "there. Pass a larger model_kwargs['neighbours'].", RuntimeWarning, stacklevel=3)
+
+
 def train(
     problem: Problem,
     model: str | PIG | MLP = "pig",
@@ -528,6 +541,7 @@ def train(
                     )
                 eval_steps.append(i)
                 errs.append(rel_err(params))
+                _warn_overflow(net, params, i)
                 bar.set_postfix(loss=f"{lv:.3e}", rel_l2=f"{errs[-1]:.3e}")
         loss_arr = np.asarray(jax.device_get(jnp.stack(losses)), np.float64)
         wall = time.perf_counter() - t0

@@ -86,19 +86,23 @@ class Field:
     """The field ``u(x) = model.apply(params, x)`` of one point, as residuals and conditions
     receive it: callable (so ``jax.grad(u)`` etc. work), and with ``derivative(x, axes)`` for
     :func:`diff`: the model's closed form where it has one (PIG), nested ``jax.jvp`` otherwise.
+    For a PIG with a cut-off the neighbour table is built once, here, for all points.
     """
 
     def __init__(self, model, params):
         self.model = model
         self.params = params
+        # a PIG with a cut-off: one neighbour table for all points (operators.pig.PIG)
+        self._extra = ({"table": model.neighbour_table(params)}
+                       if getattr(model, "cutoff", None) is not None else {})
 
     def __call__(self, x):
-        return self.model.apply(self.params, x)
+        return self.model.apply(self.params, x, **self._extra)
 
     def derivative(self, x, axes: tuple[int, ...]):
         """:math:`\\partial^k u/\\partial x_{a_1}\\cdots\\partial x_{a_k}` at one point."""
         if hasattr(self.model, "derivative"):
-            return self.model.derivative(self.params, x, axes)
+            return self.model.derivative(self.params, x, axes, **self._extra)
         return diff(self.__call__, x, *axes)
 
 

@@ -295,6 +295,67 @@ def test_closed_form_derivatives_match_plain_autodiff(full):
         np.testing.assert_allclose(H[1, 2], new[axes_list.index((1, 2))], rtol=1e-12)
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["diagonal", "full_covariance"])
+def test_cutoff_truncation_bound_and_agreement(full):
+    # With a cut-off r, a point sums only the Gaussians whose box mu +- r sqrt(Sigma_kk)
+    # overlaps its cell; each one left out is below exp(-r^2/2) there. r = 2 truncates
+    # visibly but within sum_i |w_i| exp(-2); r = 6 agrees with the full sum (values,
+    # derivatives and parameter gradients) to the truncation level.
+    lower, upper = (0.0, -1.0), (2.0, 1.0)
+    with jax.enable_x64(True):
+        exact = PIG(lower, upper, n_gaussians=64, sigma_init=0.08, full_covariance=full,
+                    dtype="float64")
+        params = _random_pig_params(exact, seed=4)
+        if full:  # keep the Gaussians narrow enough for the cells to matter
+            params["chol_lower"] = 0.1 * params["chol_lower"]
+        x = jnp.asarray(np.random.default_rng(1).uniform(lower, upper, (40, 2)))
+        w_sum = np.abs(np.asarray(params["w"])).sum(axis=0)
+        ref = np.asarray(jax.vmap(lambda y: exact.features(params, y))(x))
+        coarse = PIG(**{**dataclasses.asdict(exact), "cutoff": 2.0, "neighbours": 64})
+        assert coarse.cells_per_axis > 2
+        got = np.asarray(jax.vmap(lambda y: coarse.features(params, y))(x))
+        gap = np.abs(got - ref).max(axis=0)
+        assert np.all(gap > 1e-6) and np.all(gap <= w_sum * np.exp(-2.0)), (gap, w_sum)
+
+        cut = PIG(**{**dataclasses.asdict(exact), "cutoff": 6.0, "neighbours": 64})
+        assert cut.neighbour_overflow(params) == 0
+        table = cut.neighbour_table(params)
+        assert table[0].shape == (cut.cells_per_axis**2, 64) and int(table[1].sum(1).min()) < 64
+        for axes in [(), (0,), (1, 1), (0, 1)]:
+            a = jax.vmap(lambda y, axes=axes: exact.derivative(params, y, axes))(x)
+            b = jax.vmap(lambda y, axes=axes: cut.derivative(params, y, axes, table))(x)
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
+
+        def loss(p, model):
+            u = pinn_losses.Field(model, p)
+            return jnp.mean(jax.vmap(lambda y: diff(u, y, 0, 0) + diff(u, y, 1)) (x) ** 2)
+
+        g_exact, g_cut = (jax.grad(loss)(params, m) for m in (exact, cut))
+        for a, b in zip(jax.tree_util.tree_leaves(g_exact), jax.tree_util.tree_leaves(g_cut),
+                        strict=True):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
+
+
+def test_cutoff_capacity_overflow_is_reported():
+    spec = {"n_gaussians": 16, "sigma_init": 0.2, "mean_init": "grid", "cutoff": 5.0}
+    assert PIG((0.0,), (1.0,), **spec).neighbours == 16  # every Gaussian fits the default
+    small = PIG((0.0,), (1.0,), **{**spec, "neighbours": 3})
+    assert small.neighbour_overflow(small.init(jax.random.key(0))) > 0
+    with pytest.warns(RuntimeWarning, match="neighbours=3"):
+        pinn.train(POISSON, small, n_steps=2, n_collocation=16, n_eval=16, progress=False)
+    # a cut-off that covers everything trains like the exact model
+    kw = {"n_steps": 20, "n_collocation": 64, "n_eval": 64, "progress": False}
+    a = pinn.train(POISSON, "pig", model_kwargs=spec, **kw)
+    b = pinn.train(POISSON, "pig", model_kwargs={**spec, "cutoff": None}, **kw)
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-4)
+    for bad in ({"cutoff": -1.0}, {"cutoff": float("nan")}, {"neighbours": 4},
+                {"cutoff": 5.0, "neighbours": 0}):
+        with pytest.raises(ValueError, match="cutoff|neighbours"):
+            PIG((0.0,), (1.0,), **bad)
+    with pytest.raises(ValueError, match="no cutoff"):
+        PIG((0.0,), (1.0,)).neighbour_table({})
+
+
 def test_pointwise_chunks_and_grid_initialisation():
     f = lambda x: jnp.sin(x[0]) * x[1] ** 2  # noqa: E731
     pts = jax.random.normal(jax.random.key(0), (150, 2))
@@ -347,6 +408,7 @@ def test_causal_weights():
 
 def test_model_dict_round_trip():
     for model in (PIG((0.0,), (1.0,), n_gaussians=3, full_covariance=True),
+                  PIG((0.0, 0.0), (1.0, 2.0), n_gaussians=9, cutoff=4.0),
                   MLP((0.0, 0.0), (1.0, 2.0), hidden=(4,))):
         spec = json.loads(json.dumps(model_to_dict(model)))
         assert model_from_dict(spec) == model
