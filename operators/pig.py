@@ -54,17 +54,18 @@ this module never changes the global JAX configuration).
 Cost: one evaluation is :math:`O(N d (d + D))` for the Gaussians plus the decoder. With a
 cut-off (``cutoff=r``) a point only sums the Gaussians within Mahalanobis distance about
 :math:`r` of it (:meth:`PIG.neighbour_table`): :math:`O(K d (d + D))` with :math:`K \ll N`
-neighbours plus a neighbour table built once per parameter value (measured, Helmholtz with 2500
-Gaussians of width 0.04, cut-off 5, 1024 points, one core: 57 ms for loss and gradient instead
-of 134 ms; ``benchmarks/pig_cutoff.py``). Derivatives in the coordinates for physics-informed
-losses: :meth:`PIG.derivative` evaluates them in closed form (a Gaussian's derivatives are the
-Gaussian times Hermite polynomials; Faa di Bruno's formula through the decoder), sharing one
-evaluation of the Gaussians; ``surrogates.pinn_losses.diff`` uses it. Measured on one shared CPU
-core (loss and gradient, 1024 points, median of 5), together with evaluating the loss in chunks
-of :attr:`PIG.eval_chunk` points, against nested ``jax.jvp`` through :meth:`PIG.apply` on the
-whole batch: Helmholtz with 400 Gaussians 22 ms a step instead of 53 ms, Allen-Cahn (400) 19
-instead of 50 ms, flow mixing (800, 3D) 53 instead of 107 ms (the PINN baseline, 3 x 64 tanh: 9,
-9 and 6 ms).
+neighbours plus a neighbour table built once per parameter value (``benchmarks/pig_cutoff.py``,
+loss and gradient on one core, cut-off 5: 1.7x faster with 2500 Gaussians of width 0.04 in 2D,
+4.3x with 6400 of width 0.025, 3.8x with 4096 of width 0.05 in 3D; 0.7x, slower, with 1728 of
+width 0.1 in 3D, where each list holds a third of the Gaussians). Derivatives in the coordinates
+for physics-informed losses: :meth:`PIG.derivative` evaluates them in closed form (a Gaussian's
+derivatives are the Gaussian times Hermite polynomials; Faa di Bruno's formula through the
+decoder), sharing one evaluation of the Gaussians; ``surrogates.pinn_losses.diff`` uses it.
+Measured on one shared CPU core (loss and gradient, 1024 points, median of 5), together with
+evaluating the loss in chunks of :attr:`PIG.eval_chunk` points, against nested ``jax.jvp``
+through :meth:`PIG.apply` on the whole batch: Helmholtz with 400 Gaussians 22 ms a step instead
+of 53 ms, Allen-Cahn (400) 19 instead of 50 ms, flow mixing (800, 3D) 53 instead of 107 ms (the
+PINN baseline, 3 x 64 tanh: 9, 9 and 6 ms).
 
 References
 ----------
@@ -295,14 +296,25 @@ class PIG:
 
     @property
     def cells_per_axis(self) -> int:
-        """Cells per axis of the neighbour grid on :math:`[-1, 1]^d`: cells of side about
-        ``cutoff * sigma_init / 2`` (a trade between list length and table size), at most
-        :attr:`max_cells` cells in all."""
+        r"""Cells per axis ``m`` of the neighbour grid on :math:`[-1, 1]^d`.
+
+        Smaller cells give shorter lists but a larger table: with cell side :math:`h = 2/m`,
+        a point's list holds about :math:`N ((h + 2 r \sigma_0)/2)^d` Gaussians and the table
+        costs :math:`m^d N` box tests. ``m`` (at most :attr:`max_cells` cells in all)
+        minimises :math:`c P N ((h + 2 r \sigma_0)/2)^d + m^d N` for :math:`P = 1536`
+        points (1024 collocation points and the condition points) and :math:`c = 11`, the
+        measured cost of a point-Gaussian pair in a training step relative to a box test
+        (one core, Helmholtz, 2500 Gaussians).
+        """
         if self.cutoff is None:
             return 1
-        wanted = math.floor(2.0 / (0.5 * self.cutoff * self.sigma_init))
         cap = math.floor(self.max_cells ** (1.0 / self.dim) + 1e-9)
-        return max(1, min(wanted, cap))
+
+        def cost(m):
+            side = min(1.0, (2.0 / m + 2.0 * self.cutoff * self.sigma_init) / 2.0)
+            return 11.0 * 1536 * side**self.dim + m**self.dim
+
+        return min(range(1, max(1, cap) + 1), key=cost)
 
     @property
     def cell_size(self) -> float:
