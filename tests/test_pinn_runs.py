@@ -19,10 +19,11 @@ def test_solve_pig_writes_a_reloadable_solution(tmp_path):
     result = CliRunner().invoke(main, ["solve", "pig", "--pde", "helmholtz", "--a1", "1",
                                        "--a2", "1", "--steps", "150", "--gaussians", "40",
                                        "--collocation", "256", "--grid", "21", "--lr-final",
-                                       "1e-3", "--out", str(out)])
+                                       "1e-3", "--cutoff", "5", "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["lr_final"] == 1e-3
+    assert summary["config"]["model"]["cutoff"] == 5.0
     ds = xr.open_dataset(out / "solution.nc")
     assert ds["u"].dims == ("x", "y") and ds["u"].shape == (21, 21)
     # The stored error is consistent with the reported relative L2 error.
@@ -31,6 +32,7 @@ def test_solve_pig_writes_a_reloadable_solution(tmp_path):
     assert summary["relative_l2"] < 1.0  # learned something (measured 0.2-0.3 at 150 steps)
     # The saved parameters reproduce the stored field.
     model, params = load_params(out)
+    assert model.cutoff == 5.0 and model.neighbours < 40  # the cut-off travels with the model
     X, Y = np.meshgrid(ds["x"].values, ds["y"].values, indexing="ij")
     points = jnp.asarray(np.stack([X.ravel(), Y.ravel()], axis=1), jnp.float32)
     u = np.asarray(jax.vmap(lambda p: model.apply(params, p))(points)).reshape(21, 21)
