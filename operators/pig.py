@@ -333,15 +333,8 @@ class PIG:
         :math:`e^{-r^2/2}`); compute it once per parameter value and pass it to
         :meth:`apply` / :meth:`derivative` (:class:`surrogates.pinn_losses.Field` does).
         """
-        self._require_cutoff()
-        mu, lo, hi = self._cell_ranges(params)
-        m = self.cells_per_axis
-        cells = np.stack(np.unravel_index(np.arange(m**self.dim), (m,) * self.dim), axis=1)
-        touch = jnp.ones((cells.shape[0], mu.shape[0]), bool)
-        for k in range(self.dim):
-            ck = jnp.asarray(cells[:, k:k + 1])
-            touch = touch & (ck >= lo[None, :, k]) & (ck <= hi[None, :, k])
-        n = mu.shape[0]
+        touch = self._overlaps(params)
+        n = touch.shape[1]
         index = jax.vmap(lambda row: jnp.nonzero(row, size=self.neighbours, fill_value=n)[0])(
             touch)
         valid = index < n
@@ -350,28 +343,24 @@ class PIG:
     def neighbour_overflow(self, params: dict) -> int:
         """How many more Gaussians the fullest cell overlaps than its list holds (0: none is
         dropped beyond the cut-off)."""
-        self._require_cutoff()
-        _, lo, hi = self._cell_ranges(params)
-        m = self.cells_per_axis
-        counts = np.zeros((m,) * self.dim, np.int64)
-        for a, b in zip(np.asarray(lo), np.asarray(hi), strict=True):
-            counts[tuple(slice(int(s), int(e) + 1) for s, e in zip(a, b, strict=True))] += 1
-        return max(0, int(counts.max()) - self.neighbours)
+        return max(0, int(jnp.max(jnp.sum(self._overlaps(params), axis=1))) - self.neighbours)
 
-    def _require_cutoff(self):
+    def _overlaps(self, params: dict) -> jax.Array:
+        """``(C, N)``: whether Gaussian ``i``'s box :math:`\\mu_i \\pm r\\sqrt{\\Sigma_{i,kk}}`
+        overlaps cell ``c`` (no gradient)."""
         if self.cutoff is None:
             raise ValueError("this PIG has no cutoff: every point sums all Gaussians")
-
-    def _cell_ranges(self, params: dict):
-        """Means ``(N, d)`` and the first and last cell index ``(N, d)`` that each Gaussian's
-        box overlaps, per axis."""
         params = jax.lax.stop_gradient(params)
-        mu = params["mu"]
         half = self.cutoff * sigmas(self, params)
         m, h = self.cells_per_axis, self.cell_size
-        lo = jnp.clip(jnp.floor((mu - half + 1.0) / h), 0, m - 1).astype(jnp.int32)
-        hi = jnp.clip(jnp.floor((mu + half + 1.0) / h), 0, m - 1).astype(jnp.int32)
-        return mu, lo, hi
+        lo = jnp.clip(jnp.floor((params["mu"] - half + 1.0) / h), 0, m - 1).astype(jnp.int32)
+        hi = jnp.clip(jnp.floor((params["mu"] + half + 1.0) / h), 0, m - 1).astype(jnp.int32)
+        cells = np.stack(np.unravel_index(np.arange(m**self.dim), (m,) * self.dim), axis=1)
+        touch = jnp.ones((cells.shape[0], lo.shape[0]), bool)
+        for k in range(self.dim):
+            ck = jnp.asarray(cells[:, k:k + 1])
+            touch = touch & (ck >= lo[None, :, k]) & (ck <= hi[None, :, k])
+        return touch
 
     def _local(self, params: dict, xh, table) -> dict:
         """``params`` restricted to the Gaussians listed for the cell of the rescaled point
