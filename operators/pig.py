@@ -373,15 +373,7 @@ class PIG:
         cell = jnp.clip(jnp.floor((xh + 1.0) / h), 0, m - 1).astype(jnp.int32)
         flat = jnp.ravel_multi_index(tuple(cell), (m,) * self.dim, mode="clip")
         idx, valid = table[0][flat], table[1][flat]
-        keys = [k for k in ("mu", "log_sigma", "chol_log_diag", "chol_lower", "w") if k in params]
-        n = params["mu"].shape[0]
-        # one gather of all per-Gaussian parameters (one scatter-add in the backward pass)
-        rows = jnp.concatenate([params[k].reshape(n, -1) for k in keys], axis=1)[idx]
-        local, start = {"decoder": params["decoder"]}, 0
-        for k in keys:
-            size = math.prod(params[k].shape[1:])
-            local[k] = rows[:, start:start + size].reshape(-1, *params[k].shape[1:])
-            start += size
+        local = {k: v if k == "decoder" else v[idx] for k, v in params.items()}
         local["w"] = local["w"] * valid[:, None].astype(local["w"].dtype)
         return local
 
