@@ -373,7 +373,7 @@ class PIG:
         cell = jnp.clip(jnp.floor((xh + 1.0) / h), 0, m - 1).astype(jnp.int32)
         flat = jnp.ravel_multi_index(tuple(cell), (m,) * self.dim, mode="clip")
         idx, valid = table[0][flat], table[1][flat]
-        local = {k: v if k == "decoder" else v[idx] for k, v in params.items()}
+        local = {k: v if k == "decoder" else jnp.asarray(v)[idx] for k, v in params.items()}
         local["w"] = local["w"] * valid[:, None].astype(local["w"].dtype)
         return local
 
