@@ -38,7 +38,7 @@ Set-up, all in one run:
   CAPE models get 2 warm-up epochs on their auxiliary loss (weight 6e-5 afterwards) within that
   budget. The model with the best validation loss (full rollout relative L2) is kept.
 * Metrics, per parameter value, of the full 40-step rollout from frame 0 (context frame
-  excluded): PDEBench's nRMSE (``surrogates.pde_metrics.nrmse``: per-frame RMSE over the
+  excluded): PDEBench's nRMSE (``surrogates.metrics.pde.nrmse``: per-frame RMSE over the
   frame's RMS, averaged) and the relative L2 error of the whole rollout. For Burgers at large
   viscosity the late frames decay to nearly zero, so their nRMSE is huge for every model; the
   relative L2 of the rollout is then the meaningful number, and the Burgers models train with
@@ -73,7 +73,7 @@ from surrogates.data.pdebench_generate import (  # noqa: E402
     PDE1DGenerateConfig,
     generate_pdebench,
 )
-from surrogates.pde_metrics import nrmse  # noqa: E402
+from surrogates.metrics.pde import nrmse  # noqa: E402
 from surrogates.training import TrainConfig, fit, relative_l2  # noqa: E402
 
 #: Per PDE: parameter name in the files, train and held-out values, end time, generation grid.

@@ -37,18 +37,18 @@ if str(ROOT) not in sys.path:
 
 from bench_utils import write_results  # noqa: E402
 
-from surrogates.climate_emulators import (  # noqa: E402
+from surrogates.models.climatebench import (  # noqa: E402
     ClimateFNOConfig,
     ClimateGP,
     ClimateGPConfig,
     FNOEnsembleEmulator,
     PatternScaling,
 )
-from surrogates.climate_runs import climatology, format_table, score_emulator  # noqa: E402
+from surrogates.runs.climatebench import climatology, format_table, score_emulator  # noqa: E402
 from surrogates.data.climatebench import (  # noqa: E402
-    load_split,
-    nrmse_scores,
+    open_split,
 )
+from surrogates.metrics.climatebench import nrmse_scores  # noqa: E402
 from surrogates.data.climatebench_synthetic import (  # noqa: E402
     SyntheticClimateBenchConfig,
     generate_synthetic,
@@ -83,7 +83,7 @@ def main() -> None:
             data = generate_synthetic(Path(tmp) / "data", synthetic)
             print(f"SYNTHETIC data ({synthetic.n_lat} x {synthetic.n_lon}, toy energy-balance "
                   "model): numbers are not comparable with published ClimateBench scores")
-        split = load_split(data)
+        split = open_split(data)
         truth = split.test["ssp245"]
         table, uq_scores, seconds = {}, {}, {}
         table["climatology"] = nrmse_scores(truth, climatology(split.train, truth))

@@ -13,14 +13,14 @@ DeepONet at the same budget.
 
 Set-up, all in one run, per room:
 
-* Data: ``surrogates.acoustics.generate_wave_dataset`` (our FDTD solver, order 4 in space,
+* Data: ``surrogates.data.acoustics_generate.generate_wave_dataset`` (our FDTD solver, order 4 in space,
   float64), absorption 0.1 on every wall, Gaussian pulse sigma 0.2 m, 1 Pa peak, source positions
   uniform at least 0.4 m (2D) / 0.3 m (3D) from the walls. 2D: 2 m x 2 m, h = 5 cm (41 x 41
   nodes), 41 frames over 10 ms (3.4 m of travel: several reflections), ``--n-sources`` sources.
   3D: 1 m cube, h = 5 cm (21^3 nodes), 21 frames over 5 ms. Split 80/10/10 by a seeded
   permutation; errors are over the whole space-time field of the test sources.
 * Ours: ``operators.deeponet.DeepONet`` with this package's defaults
-  (``surrogates.acoustics.default_deeponet_config``: modified MLPs, tanh, 3 x 128, p = 100,
+  (``surrogates.runs.acoustics.default_deeponet_config``: modified MLPs, tanh, 3 x 128, p = 100,
   2 trunk Fourier frequencies, inputs rescaled to [-1, 1]), branch input the pulse on 7 sensors
   per axis. ``surrogates.training.fit``: Adam, lr 1e-3 with cosine decay, batches of 8 sources x
   2000 random space-time points redrawn every epoch, MSE in Pa^2, ``--epochs`` epochs.
@@ -29,7 +29,7 @@ Set-up, all in one run, per room:
   lr 1e-3 with cosine decay over the same number of steps, batches of 8 sources x 2000 points
   (``TripleCartesianProd``; its (sources, points) batch indexing is fixed in a subclass here),
   MSE: the same number of gradient steps and points.
-* Timing (``surrogates.acoustics.evaluate_deeponet_run``; best of 3, compilation and warm-up
+* Timing (``surrogates.runs.acoustics.evaluate_deeponet_run``; best of 3, compilation and warm-up
   excluded, all test sources in one call, torch on ``--threads`` threads): a whole space-time
   field by the DeepONet (trunk and branch), by the DeepONet with the trunk basis of the grid
   computed beforehand (it does not depend on the source), and by the solver; and the receivers'
@@ -57,14 +57,14 @@ if str(ROOT) not in sys.path:
 
 from bench_utils import write_results  # noqa: E402
 
-from surrogates.acoustics import (  # noqa: E402
+from surrogates.data.acoustics_generate import WaveDataConfig, generate_wave_dataset  # noqa: E402
+from surrogates.runs.acoustics import (  # noqa: E402
     DeepONetDataSpec,
-    WaveDataConfig,
     evaluate_deeponet_run,
-    generate_wave_dataset,
     train_deeponet,
 )
-from surrogates.data.acoustic import field_errors, open_acoustic, trunk_grid  # noqa: E402
+from surrogates.data.acoustics import open_acoustic, trunk_grid  # noqa: E402
+from surrogates.metrics.acoustics import field_errors  # noqa: E402
 from surrogates.training import TrainConfig  # noqa: E402
 
 ROOMS = {

@@ -28,7 +28,7 @@ chord for the whole family, which the morphers need):
   ``--data-dir``.
 * Scalar inputs of every model: alpha, Mach and log10 of the Reynolds number (the drag depends on
   all three).
-* MMGP (:class:`surrogates.mmgp.MMGPRegressor`, support = the training mesh of the medoid
+* MMGP (:class:`surrogates.models.mmgp.MMGPRegressor`, support = the training mesh of the medoid
   shape, :func:`meshes.morph.medoid_airfoil`; shape POD 99.99 %, cp POD 99.9 %, Matern-5/2, 3
   restarts x 50 L-BFGS iterations, float64, amplitudes by leave-one-shape-out
   cross-validation), outputs cl, cd and the cp field, with RBF (:class:`meshes.morph.RBFMorpher`),
@@ -37,7 +37,7 @@ chord for the whole family, which the morphers need):
   (:class:`meshes.morph_elasticity.ReducedElasticityMorpher`: full solves for the training
   meshes, new meshes in the span of the shape POD). The four samples of a shape share its mesh,
   which is morphed once.
-* Parameter GP (upper bound): :class:`surrogates.gp.BatchedExactGP` (same settings) on the true
+* Parameter GP (upper bound): :class:`surrogates.models.gp.BatchedExactGP` (same settings) on the true
   shape parameters (NACA camber/position/thickness or the 14 CST coefficients) + the inputs.
 * Surface GP (no morphing): each mesh's wall polygon resampled to 101 points by arc length from
   the trailing edge (counter-clockwise: upper surface first), PCA (99.9 % of the variance) of the
@@ -76,10 +76,10 @@ from surrogates.data.airfoil import (  # noqa: E402
     generate_airfoil_dataset,
     open_airfoil_dataset,
 )
-from surrogates.gp import BatchedExactGP  # noqa: E402
-from surrogates.mmgp import MMGPRegressor  # noqa: E402
-from surrogates.mmgp_metrics import field_rrmse, gaussian_scores, q2, scalar_rrmse  # noqa: E402
-from surrogates.mmgp_runs import morpher as make_morpher  # noqa: E402
+from surrogates.models.gp import BatchedExactGP  # noqa: E402
+from surrogates.models.mmgp import MMGPRegressor  # noqa: E402
+from surrogates.metrics.mesh import field_rrmse, gaussian_scores, q2, scalar_rrmse  # noqa: E402
+from surrogates.runs.airfoil import morpher as make_morpher  # noqa: E402
 
 PARAMS = {"naca4": ["naca_camber", "naca_position", "naca_thickness"],
           "cst": ["cst_upper", "cst_lower", "cst_te"]}

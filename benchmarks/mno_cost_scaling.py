@@ -27,7 +27,7 @@ subgrid-forcing frames, shapes (batch, 1, K)) of training samples that exclude t
 initial-condition samples: the MNO of the benchmark (``MNOClosure`` with n_modes=[16],
 hidden_channels=32, n_layers=4; Adam), a narrower MNO (16 channels, 2 layers), the cubic
 ``PolynomialClosure`` (least squares) and, as the cost floor, no closure (coarse physics only).
-Costs are ``surrogates.evaluation.cost_per_model_time_unit`` (best of 3 after one warm-up) for
+Costs are ``surrogates.metrics.dynamics.cost_per_model_time_unit`` (best of 3 after one warm-up) for
 the whole batch; the speed-up is resolved / hybrid. Offline R^2 is on the held-out
 initial-condition samples (all their frames). "Stable" means a 20-MTU (``--quick``: 5) hybrid
 rollout from the same initial conditions stayed finite (``rollout`` raises ``FloatingPointError``
@@ -60,9 +60,9 @@ import torch
 from bench_utils import write_results
 
 from operators.mno import HybridLorenz96, MNOClosure, PolynomialClosure
-from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
-from surrogates.evaluation import cost_per_model_time_unit
-from surrogates.hybrid import initial_conditions
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
+from surrogates.metrics.dynamics import cost_per_model_time_unit
+from surrogates.runs.lorenz96 import initial_conditions
 from surrogates.solvers import lorenz96
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mno_cost_scaling.json"
@@ -416,7 +416,7 @@ def main(argv=None):
             "n_train_samples": N_TRAIN, "train_batch": TRAIN_BATCH,
             "learning_rate": LEARNING_RATE, "equal_work_batch": EQUAL_WORK_BATCH,
             "timed_torch_threads": list(TIMED_THREADS), "untimed_torch_threads": UNTIMED_THREADS,
-            "timing": "surrogates.evaluation.cost_per_model_time_unit, best of 3 after 1 warm-up",
+            "timing": "surrogates.metrics.dynamics.cost_per_model_time_unit, best of 3 after 1 warm-up",
         },
         "metric": "wall seconds per model time unit for the whole batch; speedup = resolved / "
                   "hybrid",

@@ -30,7 +30,7 @@ trajectory (80/10/10, seed 0). Models, all on the same data and split:
 Every model runs from the frame-0 states of all test trajectories: 4 MTU for skill and 100 MTU
 for climate and stability; the reference restarts the resolved solver from the same (X, Y).
 Cost is wall time per MTU over the same batch of initial conditions, measured in the same run
-(`surrogates.evaluation.cost_per_model_time_unit`, best of 3). A second evaluation at K = 72
+(`surrogates.metrics.dynamics.cost_per_model_time_unit`, best of 3). A second evaluation at K = 72
 (never seen in training) checks grid independence. The three-tier cost scaling is in
 ``benchmarks/mno_cost_scaling.py``. Results: ``benchmarks/results/mno_lorenz96.json``, the
 stability figure ``benchmarks/results/mno_lorenz96_stability.png`` and all plots in ``--work``
@@ -51,11 +51,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.a_posteriori import UnrollConfig, finetune_closure
-from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
+from surrogates.runs.lorenz96_finetune import UnrollConfig, finetune_closure
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.common import write_json, write_netcdf
-from surrogates.hybrid import HybridEvaluationConfig
-from surrogates.runs import (
+from surrogates.runs.lorenz96 import HybridEvaluationConfig
+from surrogates.runs.operators import (
     DataSpec,
     evaluate_run,
     fit_polynomial_closure,

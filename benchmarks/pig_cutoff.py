@@ -11,7 +11,7 @@ depends on how many Gaussians overlap it, not on their total number ``N``; build
 neighbour table costs :math:`O(\text{cells}\times N)` once per step.
 
 For each case: one jit-compiled loss-and-gradient evaluation (the physics-informed loss of
-``surrogates.pinn_losses.physics_loss``, 1024 collocation points plus the condition points,
+``surrogates.models.pinn.losses.physics_loss``, 1024 collocation points plus the condition points,
 boundary weight 100, float32), timed as the best of 5 x 5 calls for the full sum and for the
 cut-off, both in this run; and the relative difference of the two losses and of their
 gradients (largest over the parameter arrays, relative to each array's largest entry), with
@@ -50,8 +50,8 @@ if str(ROOT) not in sys.path:
 from bench_utils import best_time, write_results  # noqa: E402
 
 from operators.pig import PIG  # noqa: E402
-from surrogates.pinn_losses import physics_loss, sample_batch  # noqa: E402
-from surrogates.pinn_problems import get_problem  # noqa: E402
+from surrogates.models.pinn.losses import physics_loss, sample_batch  # noqa: E402
+from surrogates.models.pinn.problems import get_problem  # noqa: E402
 
 #: (name, problem factory, factory arguments, PIG arguments, cut-off)
 CASES = [

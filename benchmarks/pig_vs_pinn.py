@@ -11,7 +11,7 @@ features read out by a small MLP gives far more accurate solutions for the same 
 Goals of this package: on each PDE PIG reaches a relative L2 error at least 10x lower than the
 PINN's, or the PINN's final error in at least 5x less wall time.
 
-Set-up, all in one run, the same for both models on each PDE (``surrogates.pinn.train``): the
+Set-up, all in one run, the same for both models on each PDE (``surrogates.models.pinn.train``): the
 PDE's number of Adam steps (``CASES``; ``--steps`` overrides), ``--collocation`` (1024)
 residual points resampled every step, float32, seed 0, and the same loss:
 
@@ -19,7 +19,7 @@ residual points resampled every step, float32, seed 0, and the same loss:
   a_2^2)\pi^2|` (``Problem.residual_scale``, 167 for (4, 1), 1973 for (10, 10)), so the
   boundary weights below are relative to an O(1) residual;
 * Allen-Cahn and flow mixing are trained with causal weights (Wang, Sankaran & Perdikaris
-  2022, ``surrogates.pinn_losses``): the residual of 32 time chunks weighted by
+  2022, ``surrogates.models.pinn.losses``): the residual of 32 time chunks weighted by
   :math:`\exp(-\varepsilon \sum_{k<i}\mathcal{L}_k)`, :math:`\varepsilon` = 3 (Allen-Cahn, 6000
   steps) and 1 (flow mixing).
 
@@ -32,7 +32,7 @@ feature channels and a 16-unit tanh decoder, Gaussians and initial width per PDE
 (``Case.pig``). The PINN, cheaper, at six or eight: ``operators.pig.MLP``, 3 x 64 tanh, Adam
 1e-3 (and 1e-2 for flow mixing, where PIG also gets two rates). PIG's derivatives are evaluated
 in closed form and its loss in chunks of 64 points (``operators.pig.PIG.derivative``,
-``surrogates.pinn_losses.pointwise``): the same values as nested ``jax.jvp``, about half the
+``surrogates.models.pinn.losses.pointwise``): the same values as nested ``jax.jvp``, about half the
 time per step. Helmholtz (10, 10) uses 6400 Gaussians of width 0.025 with means on an 80 x 80
 grid (4 per period of the solution) and a cut-off of 5 widths (``PIG(cutoff=5)``: each point
 sums only the Gaussians within reach, about 4x faster per step here at a truncation below
@@ -114,8 +114,8 @@ if str(ROOT) not in sys.path:
 
 from bench_utils import write_results  # noqa: E402
 
-from surrogates.pinn import evaluate, train  # noqa: E402
-from surrogates.pinn_problems import get_problem  # noqa: E402
+from surrogates.models.pinn import evaluate, train  # noqa: E402
+from surrogates.models.pinn.problems import get_problem  # noqa: E402
 
 
 def sweep(weights, lrs, decays) -> tuple:
@@ -125,7 +125,7 @@ def sweep(weights, lrs, decays) -> tuple:
 
 @dataclass(frozen=True)
 class Case:
-    """One PDE of the benchmark. ``steps`` and ``train`` (further ``surrogates.pinn.train``
+    """One PDE of the benchmark. ``steps`` and ``train`` (further ``surrogates.models.pinn.train``
     options, e.g. causal weights) apply to both models alike; ``pig`` are PIG's own model
     settings; each model is trained at every (boundary weight, learning rate, final / initial
     learning rate) of its ``*_settings`` and reported at its best."""

@@ -1,4 +1,4 @@
-"""Room-acoustics workflow (surrogates.acoustics): generated data, DeepONet runs, evaluation."""
+"""Room-acoustics workflow (surrogates.runs.acoustics): generated data, DeepONet runs, evaluation."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ import torch
 from click.testing import CliRunner
 
 from operators import load_model
-from surrogates.acoustics import (
+from surrogates.data.acoustics_generate import WaveDataConfig, generate_wave_dataset
+from surrogates.runs.acoustics import (
     DeepONetDataSpec,
-    WaveDataConfig,
     evaluate_deeponet_run,
-    generate_wave_dataset,
     train_deeponet,
 )
 from surrogates.cli import main
-from surrogates.data.acoustic import open_acoustic, trunk_grid
+from surrogates.data.acoustics import open_acoustic, trunk_grid
 from surrogates.solvers.wave import simulate
 from surrogates.training import TrainConfig
 

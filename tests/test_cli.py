@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from operators.base import load_model
 from surrogates.cli import main
-from surrogates.data.climate import load_lorenz96
+from surrogates.data.lorenz96 import open_lorenz96
 from surrogates.data.common import split_samples
 
 GENERATE = ["generate", "lorenz96", "--n-samples", "10", "--n-steps", "200", "--save-every", "5",
@@ -32,7 +32,7 @@ def data_file(tmp_path_factory):
 
 
 def test_generate_writes_the_requested_dataset(data_file):
-    ds = load_lorenz96(data_file)
+    ds = open_lorenz96(data_file)
     assert dict(ds.sizes) == {"sample": 10, "time": 41, "k": 36, "j": 10}
     assert json.loads(ds.attrs["config"])["seed"] == 1
 
@@ -62,7 +62,7 @@ def test_toml_config_is_used_and_flags_win(tmp_path):
     result = invoke("generate", "lorenz96", "--config", config, "--K", "6",
                     "--out", tmp_path / "t.nc")
     assert result.exit_code == 0, result.output
-    ds = load_lorenz96(tmp_path / "t.nc")
+    ds = open_lorenz96(tmp_path / "t.nc")
     assert dict(ds.sizes) == {"sample": 3, "time": 3, "k": 6, "j": 4}
     config.write_text("n_sample = 3\n")
     result = invoke("generate", "lorenz96", "--config", config, "--out", tmp_path / "u.nc")
@@ -172,7 +172,7 @@ def test_polynomial_closure_matches_numpy_polyfit(tmp_path, data_file):
     result = invoke("train", "polynomial", "--data", data_file, "--out", run)
     assert result.exit_code == 0, result.output
     config = json.loads((run / "run_config.json").read_text())
-    ds = load_lorenz96(data_file)
+    ds = open_lorenz96(data_file)
     train = split_samples(ds.sizes["sample"], config["data"]["fractions"],
                           seed=config["data"]["split_seed"])["train"]
     x = ds["X"].isel(sample=train).values.ravel()
@@ -193,7 +193,7 @@ def test_closures_train_resume_and_evaluate_on_another_grid(tmp_path, data_file)
     model = load_model(mno / "model.pt")
     assert type(model).__name__ == "MNOClosure"
     stats = json.loads((mno / "run_config.json").read_text())["model_config"]
-    ds = load_lorenz96(data_file)
+    ds = open_lorenz96(data_file)
     assert stats["input_std"] == pytest.approx(float(ds["X"].std()), rel=0.1)
     # Zero-shot on a ring twice as long: the closure is an operator on the periodic grid.
     k72 = tmp_path / "k72.nc"

@@ -8,20 +8,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from surrogates import cli_climate
-from surrogates.climate_emulators import (
+from surrogates.cli import climatebench as cli_climate
+from surrogates.models.climatebench import (
     ClimateGP,
     ClimateGPConfig,
     PatternScaling,
     window_inputs,
 )
-from surrogates.climate_runs import RUN_KIND, climatology, ensemble_uq_scores, load_emulator
+from surrogates.runs.climatebench import RUN_KIND, climatology, ensemble_uq_scores, load_emulator
 from surrogates.data.climatebench import (
     global_mean,
-    load_split,
-    nrmse_scores,
+    open_split,
     open_experiment,
 )
+from surrogates.metrics.climatebench import nrmse_scores
 from surrogates.data.climatebench_synthetic import (
     SyntheticClimateBenchConfig,
     generate_synthetic,
@@ -40,7 +40,7 @@ def noisy(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def noisy_split(noisy):
-    return load_split(noisy)
+    return open_split(noisy)
 
 
 def test_pattern_scaling_recovers_the_generators_patterns(tmp_path):
@@ -48,7 +48,7 @@ def test_pattern_scaling_recovers_the_generators_patterns(tmp_path):
     # p_v(x) T(t): the per-cell slopes must equal the generator's patterns.
     config = SyntheticClimateBenchConfig(n_lat=6, n_lon=8, members=1, start_year=1990,
                                          variability=0.0, local_aerosol=0.0)
-    split = load_split(generate_synthetic(tmp_path, config))
+    split = open_split(generate_synthetic(tmp_path, config))
     model = PatternScaling().fit(split.train)
     c = model.coef_
     patterns = response_patterns(c["lat"], c["lon"])
@@ -160,7 +160,7 @@ def test_cli_round_trip(tmp_path):
     # the FNO ensemble's coverage in metrics.json is the share of truths inside the members'
     # 5-95% quantiles over 2080-2100, recomputed here independently
     fno = load_emulator(runs["climate-fno"])
-    truth = load_split(data, train=()).test["ssp245"]
+    truth = open_split(data, train=()).test["ssp245"]
     members = fno.predict_members(truth)[:, truth["time"].values >= 2080, 0]
     lower, upper = np.quantile(members, [0.05, 0.95], axis=0)
     y = truth["tas"].sel(time=slice(2080, 2100)).values

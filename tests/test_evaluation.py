@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
-from surrogates.evaluation import (
+from surrogates.metrics.dynamics import (
     ClimateStatistics,
     climate_statistics,
     compare_climates,
@@ -16,12 +16,14 @@ from surrogates.evaluation import (
     ensemble_skill,
     hellinger_distance,
     normalised_error,
-    plot_autocorrelation,
-    plot_climate_pdfs,
-    plot_rmse_by_lead,
     rmse_by_lead,
     valid_prediction_time,
     wasserstein_distance,
+)
+from surrogates.metrics.dynamics_plots import (
+    plot_autocorrelation,
+    plot_climate_pdfs,
+    plot_rmse_by_lead,
 )
 
 

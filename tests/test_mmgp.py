@@ -25,9 +25,9 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
 from meshes.morph import mesh_key
-from surrogates import mmgp_metrics as mm
-from surrogates.gp import BatchedExactGP
-from surrogates.mmgp import MMGPRegressor, WeightedPCA, lumped_mass
+from surrogates.metrics import mesh as mm
+from surrogates.models.gp import BatchedExactGP
+from surrogates.models.mmgp import MMGPRegressor, WeightedPCA, lumped_mass
 
 R0 = 0.35
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from surrogates.cli import main
 from surrogates.data.airfoil import open_airfoil_dataset
-from surrogates.mmgp_runs import (
+from surrogates.runs.airfoil import (
     RUN_KIND,
     MMGPRunConfig,
     load_mmgp_run,
@@ -113,7 +113,7 @@ def test_elasticity_online_morphing_in_mmgp(data, tmp_path):
     """Offline/online split: training meshes by full elasticity solves, a new shape in the span
     of the shape POD. Measured: online morph 22 ms vs 160 ms offline, wall within 6.5e-4
     chords of the target, cl within 0.006 of the panel solution (offline morph: 0.085)."""
-    from surrogates.mmgp import MMGPRegressor
+    from surrogates.models.mmgp import MMGPRegressor
 
     ds = open_airfoil_dataset(data, lazy=False)
     shapes = ds.index["shape_id"].values

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from surrogates import pde_metrics as pm
+from surrogates.metrics import pde as pm
 
 
 def fields(shape=(3, 2, 6, 32), seed=0):

@@ -1,4 +1,4 @@
-"""Rollout runs on PDEBench files (surrogates.pde_rollout): split, CLI training, evaluation."""
+"""Rollout runs on PDEBench files (surrogates.runs.pde1d): split, CLI training, evaluation."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from operators import load_model
 from surrogates.cli import main
 from surrogates.data.common import trajectory_pairs
 from surrogates.data.pdebench_generate import PDE1DGenerateConfig, generate_pdebench
-from surrogates.pde_metrics import nrmse
-from surrogates.pde_rollout import PDEBenchDataSpec, build_stepper, parameter_names
+from surrogates.metrics.pde import nrmse
+from surrogates.runs.pde1d import PDEBenchDataSpec, build_stepper, parameter_names
 
 
 @pytest.fixture(scope="module")

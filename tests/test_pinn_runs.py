@@ -11,7 +11,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from surrogates.cli import main
-from surrogates.pinn_runs import load_params
+from surrogates.runs.pinn import load_params
 
 
 def test_solve_pig_writes_a_reloadable_solution(tmp_path):
@@ -56,7 +56,7 @@ def test_solve_pig_rejects_options_of_other_problems(tmp_path):
 
 def test_solve_pig_passes_causal_and_grid_options(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("surrogates.pinn_runs.solve_to_folder",
+    monkeypatch.setattr("surrogates.runs.pinn.solve_to_folder",
                         lambda *args, **kwargs: calls.append(kwargs) or {"relative_l2": 0.5,
                                                                          "wall_time_s": 1.0})
     result = CliRunner().invoke(main, ["solve", "pig", "--pde", "allen-cahn", "--gaussians", "16",

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from surrogates.uq import (
+from surrogates.metrics.uq import (
     ConformalRecalibrator,
     crps_ensemble,
     crps_gaussian,

@@ -1,4 +1,5 @@
-r"""ClimateBench: loader, standard split, NRMSE metrics, and a synthetic stand-in generator.
+r"""ClimateBench: loader, standard split and area weights (the NRMSE scores are in
+:mod:`surrogates.metrics.climatebench`).
 
 ClimateBench (Watson-Parris et al. 2022) pairs the forcers of CMIP6 experiments of NorESM2-LM
 with the model's annual-mean climate response. A data folder holds, per experiment ``<exp>``:
@@ -30,7 +31,7 @@ consistent unit works for the emulators, which standardise their inputs.
 Standard split: train on ``ssp126, ssp370, ssp585, historical, hist-GHG, hist-aer``; test on
 ``ssp245``, member mean, and score the years 2080-2100 (:data:`METRIC_YEARS`).
 
-Metrics (:func:`nrmse_scores`), with normalised weights :math:`w_i \propto \cos\varphi_i` and
+Metrics (:func:`surrogates.metrics.climatebench.nrmse_scores`), with normalised weights :math:`w_i \propto \cos\varphi_i` and
 the weighted global mean :math:`\langle x\rangle = \sum_{ij} w_i x_{ij} / \sum_{ij} w_i`:
 
 .. math::
@@ -65,7 +66,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from surrogates.data.common import open_netcdf
+from surrogates.data.common import deprecated_alias, open_netcdf
 
 TRAIN_EXPERIMENTS: tuple[str, ...] = ("ssp126", "ssp370", "ssp585", "historical", "hist-GHG",
                                       "hist-aer")
@@ -201,7 +202,7 @@ class ClimateBenchSplit:
     test: dict[str, xr.Dataset]
 
 
-def load_split(data_dir: str | os.PathLike, *,
+def open_split(data_dir: str | os.PathLike, *,
                train: Sequence[str] = TRAIN_EXPERIMENTS, test: Sequence[str] = TEST_EXPERIMENTS,
                chunks: Mapping[str, int] | None = None) -> ClimateBenchSplit:
     """Open the standard ClimateBench split lazily (see :func:`open_experiment`).
@@ -225,7 +226,7 @@ def member_mean(ds: xr.Dataset) -> xr.Dataset:
     return ds.mean("member", keep_attrs=True) if "member" in ds.dims else ds
 
 
-# ------------------------------------------------------------------------------------- metrics
+# ------------------------------------------------------------------------ area weights
 def lat_weights(lat) -> np.ndarray:
     r"""Area weights :math:`w_i = \cos\varphi_i / \sum_i \cos\varphi_i` of latitudes in degrees.
 
@@ -256,77 +257,4 @@ def global_mean(field, lat) -> np.ndarray:
     return np.einsum("...ij,i->...", field, w) / field.shape[-1]
 
 
-def _check_pair(truth, prediction) -> tuple[np.ndarray, np.ndarray]:
-    truth, prediction = np.asarray(truth, dtype=float), np.asarray(prediction, dtype=float)
-    if truth.shape != prediction.shape or truth.ndim != 3:
-        raise ValueError(f"truth {truth.shape} and prediction {prediction.shape} must both be "
-                         "(time, lat, lon) arrays of the same shape")
-    return truth, prediction
-
-
-def _normaliser(truth: np.ndarray, lat) -> float:
-    norm = abs(float(global_mean(truth.mean(axis=0), lat)))
-    if norm == 0:
-        raise ValueError("the truth's global time mean is zero: NRMSE is undefined")
-    return norm
-
-
-def spatial_nrmse(truth, prediction, lat) -> float:
-    r"""Spatial NRMSE: RMSE of the time-mean maps over the absolute global mean of the truth.
-
-    .. math:: \sqrt{\langle(\bar x - \bar y)^2\rangle} / |\langle\bar y\rangle|
-
-    Parameters
-    ----------
-    truth, prediction : array_like, shape ``(time, lat, lon)``
-        Scored years only, physical units.
-    lat : array_like
-        Latitudes in degrees.
-    """
-    truth, prediction = _check_pair(truth, prediction)
-    diff = prediction.mean(axis=0) - truth.mean(axis=0)
-    return float(np.sqrt(global_mean(diff ** 2, lat))) / _normaliser(truth, lat)
-
-
-def global_nrmse(truth, prediction, lat) -> float:
-    r"""Global NRMSE: RMSE of the global-mean series over the same normaliser.
-
-    .. math:: \sqrt{\tfrac1T\sum_t(\langle x_t\rangle - \langle y_t\rangle)^2} /
-        |\langle\bar y\rangle|
-    """
-    truth, prediction = _check_pair(truth, prediction)
-    diff = global_mean(prediction, lat) - global_mean(truth, lat)
-    return float(np.sqrt(np.mean(diff ** 2))) / _normaliser(truth, lat)
-
-
-def nrmse_scores(truth: xr.Dataset, prediction: xr.Dataset, *,
-                 variables: Sequence[str] = OUTPUT_VARIABLES,
-                 years: tuple[int, int] | None = METRIC_YEARS) -> dict[str, dict[str, float]]:
-    """The ClimateBench table: ``{variable: {"spatial", "global", "total"}}``.
-
-    ``truth`` and ``prediction`` hold the variables on ``(time, lat, lon)`` (a ``member`` dim on
-    the truth is averaged first); ``years`` (inclusive) selects the scored years, ``None`` all.
-
-    Raises
-    ------
-    ValueError
-        If a variable is missing or a scored year is absent from the prediction.
-    """
-    truth = member_mean(truth)
-    if years is not None:
-        truth = truth.sel(time=slice(*years))
-    if truth.sizes.get("time", 0) == 0:
-        raise ValueError(f"the truth has no year in {years}")
-    scores = {}
-    for name in variables:
-        if name not in truth or name not in prediction:
-            raise ValueError(f"variable {name!r} is missing from the truth or the prediction")
-        missing = np.setdiff1d(truth["time"].values, prediction["time"].values)
-        if missing.size:
-            raise ValueError(f"the prediction lacks the scored years {missing.tolist()}")
-        y = truth[name].transpose("time", "lat", "lon")
-        x = prediction[name].sel(time=y["time"]).transpose("time", "lat", "lon")
-        lat = y["lat"].values
-        s, g = spatial_nrmse(y.values, x.values, lat), global_nrmse(y.values, x.values, lat)
-        scores[name] = {"spatial": s, "global": g, "total": s + 5.0 * g}
-    return scores
+load_split = deprecated_alias(open_split, "load_split")

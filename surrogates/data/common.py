@@ -3,18 +3,20 @@
 Every gridded dataset of the package is an :class:`xarray.Dataset` with named dimensions
 (``sample``, ``time``, spatial dims), PDE parameters as variables over ``sample``, CF-style
 ``units`` / ``long_name`` on every variable, and provenance in ``attrs`` (solver, package version,
-generating configuration as JSON). The problem-family modules (:mod:`surrogates.data.climate`, ...)
+generating configuration as JSON). The problem-family modules (:mod:`surrogates.data.lorenz96`, ...)
 build such datasets; this module holds what they share.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -380,3 +382,18 @@ def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
     target_normalizer = Normalizer(len(targets)).fit(parts["train"].targets)
     return TorchSplits(parts["train"], parts["validation"], parts["test"], input_normalizer,
                        target_normalizer, indices)
+
+
+def deprecated_alias(function: Callable, old_name: str) -> Callable:
+    """``function`` under its 0.x name ``old_name``, warning (DeprecationWarning) when called.
+
+    Loaders are named ``open_*`` when they open lazily and ``read_*`` when they read eagerly;
+    the old ``load_*`` names stay for one release through this wrapper."""
+    @functools.wraps(function)
+    def alias(*args, **kwargs):
+        warnings.warn(f"{old_name} was renamed {function.__name__}; the old name goes away in the "
+                      "next release", DeprecationWarning, stacklevel=2)
+        return function(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old_name
+    return alias

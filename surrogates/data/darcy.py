@@ -32,7 +32,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from operators.base import check_int
-from surrogates.data.common import check_schema, open_netcdf, provenance_attrs
+from surrogates.data.common import check_schema, deprecated_alias, open_netcdf, provenance_attrs
 from surrogates.solvers import darcy
 
 #: Grid dimensions of the fields: operators see (batch, channels, y, x).
@@ -178,7 +178,7 @@ def generate_darcy(config: DarcyDataConfig | None = None, *, samples: range | No
     return ds
 
 
-def load_darcy(path: str | os.PathLike, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
+def open_darcy(path: str | os.PathLike, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
     """Open a Darcy dataset written by ``surrogates generate darcy``, checking its schema."""
     ds = open_netcdf(path, chunks=chunks)
     try:
@@ -186,3 +186,6 @@ def load_darcy(path: str | os.PathLike, *, chunks: dict[str, int] | None = None)
     except ValueError as err:
         raise ValueError(f"{path} is not a Darcy dataset: {err}") from err
     return ds
+
+
+load_darcy = deprecated_alias(open_darcy, "load_darcy")

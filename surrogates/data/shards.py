@@ -143,7 +143,7 @@ def generate_shards(generate: Callable[..., xr.Dataset], config: Any, config_dic
     ----------
     generate : callable
         ``generate(config, samples=range, show_progress=bool) -> xr.Dataset`` for the given
-        global samples (:func:`surrogates.data.climate.generate_lorenz96`,
+        global samples (:func:`surrogates.data.lorenz96.generate_lorenz96`,
         :func:`surrogates.data.darcy.generate_darcy`).
     config_dict : dict
         The configuration as stored in the dataset's ``config`` attribute (used to validate).

@@ -196,7 +196,7 @@ def test_naca4_shape_and_distances():
 
 
 def test_cli_generate_airfoil(tmp_path):
-    from surrogates.cli_airfoil import register
+    from surrogates.cli.airfoil import register
 
     @click.group()
     def generate():

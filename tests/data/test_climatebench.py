@@ -11,13 +11,11 @@ from surrogates.data.climatebench import (
     TEST_EXPERIMENTS,
     TRAIN_EXPERIMENTS,
     global_mean,
-    global_nrmse,
     lat_weights,
-    load_split,
-    nrmse_scores,
+    open_split,
     open_experiment,
-    spatial_nrmse,
 )
+from surrogates.metrics.climatebench import global_nrmse, nrmse_scores, spatial_nrmse
 from surrogates.data.climatebench_synthetic import (
     SyntheticClimateBenchConfig,
     energy_balance,
@@ -91,7 +89,7 @@ def test_split_membership_and_member_mean(tmp_path):
     for e in ALL_EXPERIMENTS:
         _write_layout(tmp_path, e, [2079, 2080, 2081], n_lat=4, n_lon=6,
                       transpose=e == "ssp245")
-    split = load_split(tmp_path)
+    split = open_split(tmp_path)
     assert set(split.train) == {"ssp126", "ssp370", "ssp585", "historical", "hist-GHG",
                                 "hist-aer"}
     assert list(split.test) == ["ssp245"] and TEST_EXPERIMENTS == ("ssp245",)
@@ -99,7 +97,7 @@ def test_split_membership_and_member_mean(tmp_path):
     assert split.test["ssp245"]["tas"].dims == ("time", "lat", "lon")  # stored transposed
     np.testing.assert_allclose(split.test["ssp245"]["tas"].values, 1.5)  # mean of 1 and 2
     with pytest.raises(ValueError, match="both"):
-        load_split(tmp_path, train=TRAIN_EXPERIMENTS + ("ssp245",))
+        open_split(tmp_path, train=TRAIN_EXPERIMENTS + ("ssp245",))
 
 
 # ----------------------------------------------------------------------------------- metrics

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from surrogates.cli import main
 from surrogates.data.common import dataset_config, write_netcdf
-from surrogates.data.darcy import DarcyDataConfig, generate_darcy, load_darcy
+from surrogates.data.darcy import DarcyDataConfig, generate_darcy, open_darcy
 from surrogates.data.pdebench import (
     pdebench_darcy_file_name,
     read_pdebench_darcy,
@@ -46,7 +46,7 @@ def test_dataset_layout_and_netcdf_round_trip(dataset, tmp_path):
                                   piecewise_constant_coefficient(5, 16, 0)[4])
     np.testing.assert_allclose(ds["u"].values[4], ref.u, rtol=1e-12, atol=1e-15)
     path = write_netcdf(ds, tmp_path / "darcy.nc")
-    back = load_darcy(path)
+    back = open_darcy(path)
     np.testing.assert_array_equal(back["a"].values, ds["a"].values)
     np.testing.assert_array_equal(back["u"].values, ds["u"].values)
     assert back.attrs["config"] == ds.attrs["config"]
@@ -101,7 +101,7 @@ def test_cli_generate_darcy_writes_netcdf_and_pdebench_and_refuses_overwrite(tmp
             "3", "--n", "16", "--seed", "2", "--config", str(toml)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    ds = load_darcy(out)
+    ds = open_darcy(out)
     config = json.loads(ds.attrs["config"])
     assert config["coefficient"] == "lognormal" and config["seed"] == 2
     assert ds["a"].shape == (3, 16, 16) and float(ds["a"].min()) > 0

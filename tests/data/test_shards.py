@@ -10,7 +10,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from surrogates.cli import main
-from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.common import to_torch, write_netcdf
 from surrogates.data.darcy import DarcyDataConfig, generate_darcy
 from surrogates.data.shards import (
@@ -153,7 +153,7 @@ def test_two_cpu_devices_give_the_one_device_data(tmp_path):
 
     script = (
         "import json, sys, jax, numpy as np\n"
-        "from surrogates.data.climate import Lorenz96DataConfig, generate_lorenz96\n"
+        "from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96\n"
         "cfg = Lorenz96DataConfig(**json.loads(sys.argv[1]))\n"
         "ds = generate_lorenz96(cfg, show_progress=False)\n"
         "np.save(sys.argv[2], ds['X'].values)\n"

@@ -1,5 +1,5 @@
 """Tests for Physics-Informed Gaussians (operators.pig) and physics-informed training
-(surrogates.pinn): the problems' exact/reference solutions, the Gaussian embedding, derivatives,
+(surrogates.models.pinn): the problems' exact/reference solutions, the Gaussian embedding, derivatives,
 a short training run, reproducibility and input errors.
 """
 
@@ -22,8 +22,10 @@ from operators.pig import (
     model_to_dict,
     sigmas,
 )
-from surrogates import pinn, pinn_losses, pinn_problems
-from surrogates.pinn import Condition, Problem, diff
+from surrogates.models.pinn import losses as pinn_losses
+from surrogates.models.pinn import problems as pinn_problems
+from surrogates.models.pinn import training as pinn
+from surrogates.models.pinn import Condition, Problem, diff
 
 # A user-defined problem: -u'' = pi^2 sin(pi x) on [0, 1], u(0) = u(1) = 0, u = sin(pi x).
 POISSON = Problem(

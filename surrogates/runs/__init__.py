@@ -1,0 +1,1 @@
+"""Run folders, one module per problem family, on the contract of :mod:`.folder`."""

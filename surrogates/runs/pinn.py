@@ -1,0 +1,96 @@
+"""Output folders of physics-informed solves (``surrogates solve pig``).
+
+:func:`solve_to_folder` trains a PIG (or the PINN baseline) on one problem of
+:mod:`surrogates.models.pinn.problems` and writes, into a new folder:
+
+* ``solution.nc``: the prediction ``u``, the reference ``u_ref`` and ``error = u - u_ref`` on a
+  tensor grid over the problem's box (dims named after ``Problem.coords``), netCDF4, atomic;
+* ``solution.png``: prediction, reference and error (for three coordinates, at the last time);
+* ``summary.json``: relative L2 error, wall time, the resolved configuration, the loss history;
+* ``params.npz`` + ``model.json``: the trained parameters (plain arrays, loaded with
+  ``allow_pickle=False``) and the model description (:func:`operators.pig.model_to_dict`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import xarray as xr
+
+from operators.base import atomic_write
+from operators.pig import model_from_dict, model_to_dict
+from surrogates import __version__
+from surrogates.data.common import write_json, write_netcdf
+from surrogates.models.pinn import evaluate, train
+from surrogates.models.pinn.problems import get_problem
+from surrogates.runs.operators import prepare_run_dir
+
+
+def solve_to_folder(pde: str, out_dir: str | os.PathLike, *, model: str = "pig",
+                    problem_kwargs: dict[str, Any] | None = None,
+                    train_kwargs: dict[str, Any] | None = None, n_grid: int = 101,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Train on ``pde`` (a :data:`surrogates.models.pinn.problems.PROBLEMS` name) and write the folder.
+
+    ``train_kwargs`` go to :func:`surrogates.models.pinn.train` (``n_steps``, ``optimizer``, ``lr``,
+    ``boundary_weight``, ``model_kwargs``, ...). Returns the summary written to
+    ``summary.json``.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_dir`` holds files and ``overwrite`` is False.
+    ValueError
+        For an unknown problem or bad settings.
+    """
+    out = Path(out_dir)
+    problem = get_problem(pde, **(problem_kwargs or {}))
+    prepare_run_dir(out, overwrite, resume=False)
+    result = train(problem, model, **(train_kwargs or {}))
+    ev = evaluate(result, problem, n_grid)
+    coords = {name: (name, axis) for name, axis in zip(ev.coords, ev.axes, strict=True)}
+    ds = xr.Dataset({"u": (ev.coords, ev.u), "u_ref": (ev.coords, ev.u_ref),
+                     "error": (ev.coords, ev.u - ev.u_ref)}, coords=coords)
+    ds["u"].attrs = {"long_name": f"{model.upper()} solution", "units": "1"}
+    ds["u_ref"].attrs = {"long_name": "reference solution", "units": "1"}
+    ds["error"].attrs = {"long_name": "u - u_ref", "units": "1"}
+    ds.attrs = {"title": f"{problem.description}", "source": f"surrogates {__version__}",
+                "config": json.dumps(result.config, default=str), "relative_l2": ev.rel_l2}
+    write_netcdf(ds, out / "solution.nc", overwrite=True)
+    from surrogates import plots
+
+    plots.pinn_solution(ev.coords, ev.axes, ev.u, ev.u_ref, f"{pde}, {model}: relative L2 "
+                        f"{ev.rel_l2:.2e}", out / "solution.png")
+    flat, _ = jax.tree_util.tree_flatten_with_path(result.params)
+    arrays = {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in flat}
+
+    def write_params(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(out / "params.npz", write_params)
+    write_json(model_to_dict(result.model), out / "model.json")
+    summary = {"pde": pde, "model": model, "relative_l2": ev.rel_l2,
+               "wall_time_s": result.wall_time, "config": result.config,
+               "loss_history": np.asarray(result.history["loss"]).tolist()}
+    write_json(summary, out / "summary.json")
+    return summary
+
+
+def load_params(out_dir: str | os.PathLike) -> tuple[Any, Any]:
+    """The model and its trained parameter pytree from a folder (no pickled code is run).
+
+    ``model.apply(params, x)`` then evaluates the solution at a point ``x``.
+    """
+    out = Path(out_dir)
+    model = model_from_dict(json.loads((out / "model.json").read_text()))
+    template = model.init(jax.random.key(0))
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    with np.load(out / "params.npz", allow_pickle=False) as data:
+        leaves = [data[jax.tree_util.keystr(path)] for path, _ in paths]
+    return model, jax.tree_util.tree_unflatten(treedef, leaves)
