@@ -414,7 +414,7 @@ class ElasticityPOD:
 
 class ReducedElasticityMorpher(ElasticityMorpher):
     """Offline/online elasticity morphing (Kabalan et al.) for a regressor such as
-    :class:`surrogates.mmgp.MMGPRegressor`.
+    :class:`surrogates.models.mmgp.MMGPRegressor`.
 
     Offline (:meth:`morph_offline`): the full :class:`ElasticityMorpher` solve, used on the
     training meshes. The regressor then hands over a reduced basis of those morphings

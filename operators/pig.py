@@ -60,7 +60,7 @@ loss and gradient on one core, cut-off 5: 1.7x faster with 2500 Gaussians of wid
 width 0.1 in 3D, where each list holds a third of the Gaussians). Derivatives in the coordinates
 for physics-informed losses: :meth:`PIG.derivative` evaluates them in closed form (a Gaussian's
 derivatives are the Gaussian times Hermite polynomials; Faa di Bruno's formula through the
-decoder), sharing one evaluation of the Gaussians; ``surrogates.pinn_losses.diff`` uses it.
+decoder), sharing one evaluation of the Gaussians; ``surrogates.models.pinn.losses.diff`` uses it.
 Measured on one shared CPU core (loss and gradient, 1024 points, median of 5), together with
 evaluating the loss in chunks of :attr:`PIG.eval_chunk` points, against nested ``jax.jvp``
 through :meth:`PIG.apply` on the whole batch: Helmholtz with 400 Gaussians 22 ms a step instead
@@ -219,7 +219,7 @@ class PIG:
         With ``cutoff``: the capacity ``K`` of each cell's list of Gaussians. Default: 1.5x the
         count expected for means spread evenly at width ``sigma_init``, plus 8, at most ``N``.
         Gaussians that grow wider than that allows are dropped from full lists:
-        :meth:`neighbour_overflow` counts them, and :func:`surrogates.pinn.train` warns.
+        :meth:`neighbour_overflow` counts them, and :func:`surrogates.models.pinn.train` warns.
 
     Raises
     ------
@@ -230,7 +230,7 @@ class PIG:
     """
 
     #: Points per chunk when a loss evaluates the field at many points
-    #: (:func:`surrogates.pinn_losses.pointwise`): (points, N) temporaries then fit in cache.
+    #: (:func:`surrogates.models.pinn.losses.pointwise`): (points, N) temporaries then fit in cache.
     eval_chunk: ClassVar[int] = 64
 
     lower: tuple[float, ...]
@@ -331,7 +331,7 @@ class PIG:
         Built from the current means and widths in :math:`O(CN)` without gradients (the lists
         change only when a Gaussian crosses a cell face, where the Gaussian is below
         :math:`e^{-r^2/2}`); compute it once per parameter value and pass it to
-        :meth:`apply` / :meth:`derivative` (:class:`surrogates.pinn_losses.Field` does).
+        :meth:`apply` / :meth:`derivative` (:class:`surrogates.models.pinn.losses.Field` does).
         """
         touch = self._overlaps(params)
         n = touch.shape[1]
