@@ -1,5 +1,6 @@
 """Uncertainty metrics: against their definitions, Monte Carlo limits, calibration, refusals."""
 
+import json
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from scipy import integrate, stats
 
 from surrogates.metrics.uq import (
     ConformalRecalibrator,
+    coverage_by_group,
     crps_ensemble,
     crps_gaussian,
     ensemble_interval,
@@ -16,9 +18,12 @@ from surrogates.metrics.uq import (
     gaussian_nll,
     interval_coverage,
     pit_values,
+    reliability,
     spread_skill_ratio,
     summary,
+    uq_block,
 )
+from surrogates.metrics.uq_plots import write_uq_plots
 
 
 def crps_by_quadrature(cdf, y):
@@ -340,3 +345,168 @@ def test_other_refusals():
         summary(np.zeros(3))
     with pytest.raises(ValueError, match="empty"):
         crps_gaussian([], 1.0, [])
+
+
+# ------------------------------------------------------------------------------- the UQ block
+def test_uq_block_of_a_gaussian_forecast_recomputed_independently():
+    rng = np.random.default_rng(11)
+    n, c = 400, 3
+    mean = rng.normal(size=(n, c))
+    std = rng.uniform(0.5, 2.0, size=(n, c))
+    y = mean + std * rng.standard_normal((n, c))
+    block = uq_block(y, mean, std)
+    assert block["form"] == "gaussian" and block["n_points"] == n * c and block["n_samples"] == n
+    for p in (0.5, 0.9, 0.95):
+        z = stats.norm.ppf(0.5 + p / 2)
+        inside = np.abs(y - mean) <= z * std
+        assert block["coverage"][f"{p:g}"] == pytest.approx(inside.mean(), abs=1e-15)
+        assert block["width"][f"{p:g}"] == pytest.approx(2 * z * std.mean(), rel=1e-12)
+    assert block["nll"] == pytest.approx(-stats.norm.logpdf(y, mean, std).mean(), rel=1e-12)
+    assert block["rmse"] == pytest.approx(math.sqrt(((y - mean) ** 2).mean()), rel=1e-12)
+    assert block["spread_skill"] == pytest.approx(1.0, abs=0.06)  # calibrated
+    # the std says which samples are bad: per-sample mean std and mean |error| correlate
+    assert block["std_error_correlation"] > 0.3
+    assert block["pit"]["std"] == pytest.approx(1 / math.sqrt(12), abs=0.02)
+    assert sum(block["pit"]["histogram"]) == pytest.approx(1.0)
+    json.dumps(block)  # plain JSON
+
+
+def test_uq_block_crps_is_the_integral_definition():
+    mean, std, y = np.array([0.0, 1.5, -2.0]), np.array([1.0, 0.3, 4.0]), np.array([0.0, 0.2, 7.0])
+    expected = np.mean([crps_by_quadrature(lambda x, m=m, s=s: stats.norm.cdf(x, m, s), yy)
+                        for m, s, yy in zip(mean, std, y, strict=True)])
+    assert uq_block(y, mean, std)["crps"] == pytest.approx(expected, rel=1e-8)
+
+
+def test_uq_block_of_an_overconfident_model_shows_it():
+    rng = np.random.default_rng(12)
+    n = 20_000
+    mean = rng.normal(size=n)
+    y = mean + 2.0 * rng.standard_normal(n)
+    block = uq_block(y, mean, np.ones(n))  # std too small by a factor 2
+    expected = 2 * stats.norm.cdf(stats.norm.ppf(0.95) / 2) - 1
+    assert abs(block["coverage"]["0.9"] - expected) < binomial_tolerance(expected, n)
+    assert block["spread_skill"] == pytest.approx(0.5, abs=0.02)
+    assert block["pit"]["std"] > 0.34  # U-shaped
+    assert any("constant predicted std" in note for note in block["notes"])
+
+
+def test_uq_block_refuses_to_label_levels_the_members_cannot_reach():
+    rng = np.random.default_rng(13)
+    ensemble, y = exchangeable_ensemble(rng, 2_000, 3)
+    block = uq_block(y, members=ensemble)
+    assert block["form"] == "ensemble" and block["n_members"] == 3
+    assert set(block["coverage"]) == {"0.5"}  # (3 - 1)/(3 + 1) = 0.5 is the widest
+    assert any("no empirical 0.9 interval from 3 members" in n and "19 members" in n
+               for n in block["notes"])
+    assert any("no empirical 0.95 interval" in n and "39 members" in n for n in block["notes"])
+    # the fitted Gaussian is labelled as such, at every level
+    assert set(block["gaussian_fit"]["coverage"]) == {"0.5", "0.9", "0.95"}
+    with pytest.raises(ValueError, match="no empirical 0.9 interval from 3 members"):
+        uq_block(y, members=ensemble, strict=True)
+    # 19 exchangeable members: the min-max interval is an exact 0.9 interval
+    ensemble, y = exchangeable_ensemble(rng, 20_000, 19)
+    block = uq_block(y, members=ensemble)
+    assert set(block["coverage"]) == {"0.5", "0.9"}
+    assert abs(block["coverage"]["0.9"] - 0.9) < binomial_tolerance(0.9, 20_000)
+    assert block["spread_skill"] == pytest.approx(1.0, abs=0.03)
+    assert block["crps"] == pytest.approx(float(np.mean(crps_ensemble(ensemble, y))))
+    assert block["crps_fair"] == pytest.approx(float(np.mean(crps_ensemble(ensemble, y,
+                                                                           fair=True))))
+
+
+def test_ensemble_spread_is_zero_for_identical_members():
+    rng = np.random.default_rng(14)
+    y = rng.normal(size=(50, 4))
+    member = y + rng.normal(size=(50, 4))
+    block = uq_block(y, members=[member, member.copy(), member.copy()])
+    assert block["spread_skill"] == 0.0
+    assert spread_skill_ratio(np.stack([member] * 3), y) == 0.0
+    assert "nll" not in block and "gaussian_fit" not in block
+    assert any("zero spread" in note for note in block["notes"])
+    assert block["crps"] == pytest.approx(float(np.abs(member - y).mean()))
+
+
+def test_uq_block_members_as_list_or_array_and_member_axis_agree():
+    rng = np.random.default_rng(15)
+    ensemble, y = exchangeable_ensemble(rng, 300, 5)
+    a = uq_block(y, members=list(ensemble))
+    b = uq_block(y, members=ensemble.T, member_axis=1)
+    assert a["crps"] == pytest.approx(b["crps"]) and a["coverage"] == b["coverage"]
+
+
+def test_uq_block_per_group_coverage_with_clustered_intervals():
+    rng = np.random.default_rng(16)
+    n, t = 300, 6
+    # per-sample random offset: points of one sample are correlated; lead-dependent std error
+    lead_sd = np.linspace(0.5, 2.0, t)
+    y = rng.normal(size=(n, 1)) * 0.8 + lead_sd * rng.standard_normal((n, t))
+    mean = np.zeros((n, t))
+    std = np.full((n, t), 1.0)
+    block = uq_block(y, mean, std, group_axis=1)
+    g = block["by_group"]["0.9"]
+    assert g["method"] == "cluster_bootstrap" and g["n_clusters"] == n and g["group"] == list(
+        range(t))
+    inside = np.abs(y) <= stats.norm.ppf(0.95)
+    np.testing.assert_allclose(g["coverage"], inside.mean(axis=0), rtol=0, atol=1e-15)
+    assert g["coverage"][0] > 0.9 > g["coverage"][-1]  # coverage falls with lead
+    lo, hi = np.array(g["ci_low"]), np.array(g["ci_high"])
+    assert np.all(lo <= np.array(g["coverage"])) and np.all(np.array(g["coverage"]) <= hi)
+    assert g["pooled"]["coverage"] == pytest.approx(inside.mean())
+
+
+def test_clustered_intervals_are_wider_than_binomial_ones_for_correlated_points():
+    rng = np.random.default_rng(17)
+    n, p = 200, 50
+    # each sample is entirely inside or entirely outside: its 50 points carry one bit
+    hit = rng.uniform(size=(n, 1)) < 0.8
+    y = np.where(hit, 0.0, 5.0) * np.ones((n, p))
+    lower, upper = -np.ones((n, p)), np.ones((n, p))
+    groups = np.zeros((n, p), dtype=int)
+    exact = coverage_by_group(lower, upper, y, groups)
+    clustered = coverage_by_group(lower, upper, y, groups, clusters=np.arange(n)[:, None])
+    assert exact["method"] == "clopper_pearson"
+    width_exact = exact["ci_high"][0] - exact["ci_low"][0]
+    width_clustered = clustered["ci_high"][0] - clustered["ci_low"][0]
+    # effective sample size n instead of n p: sqrt(50) = 7x wider
+    assert width_clustered > 4 * width_exact
+    # the clustered 95 % interval is about +-1.96 sqrt(0.8 0.2 / 200) = +-0.055
+    assert width_clustered == pytest.approx(2 * 1.96 * math.sqrt(0.16 / n), rel=0.2)
+
+
+def test_uq_block_bad_input_gets_clear_errors():
+    y = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="members have different shapes.*member 1 has"):
+        uq_block(y, members=[np.zeros((4, 3)), np.zeros((4, 2))])
+    with pytest.raises(ValueError, match=r"mean shape \(4, 2\) differs from observation shape"):
+        uq_block(y, np.zeros((4, 2)), 1.0)
+    for bad in (-1.0, 0.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="std must be > 0 and finite"):
+            uq_block(y, np.zeros((4, 3)), np.full((4, 3), bad))
+    with pytest.raises(ValueError, match="members=..., or both mean"):
+        uq_block(y, np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="not both"):
+        uq_block(y, np.zeros((4, 3)), 1.0, members=np.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match="group_axis 2 is out of range"):
+        uq_block(y, np.zeros((4, 3)), 1.0, group_axis=2)
+    with pytest.raises(ValueError, match=r"\(5, 4, 3\)"):
+        uq_block(y, members=np.zeros((5, 4, 3)), member_axis=1)
+
+
+def test_reliability_and_written_plots(tmp_path):
+    rng = np.random.default_rng(18)
+    mean = rng.normal(size=2_000)
+    y = mean + 1.5 * rng.standard_normal(2_000)
+    curve = reliability(y, mean, 1.5)
+    assert len(curve["levels"]) == 19
+    assert np.max(np.abs(np.array(curve["coverage"]) - np.array(curve["levels"]))) < 0.05
+    paths = write_uq_plots(y, mean, np.ones(2_000), tmp_path / "figs", "demo",
+                           calibrated_std=np.full(2_000, 1.5))
+    assert [p.name for p in paths] == ["demo_reliability.png", "demo_pit.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ensemble, y = exchangeable_ensemble(rng, 500, 4)
+    paths = write_uq_plots(y, out_dir=tmp_path, prefix="ens", members=ensemble)
+    assert all(p.exists() for p in paths)
+    with pytest.raises(ValueError, match="members have different shapes"):
+        write_uq_plots(y, out_dir=tmp_path, members=[y, y[:3]])
