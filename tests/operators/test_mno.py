@@ -12,10 +12,13 @@ from scipy.integrate import solve_ivp
 
 from operators.base import model_checkpoint, model_from_checkpoint
 from operators.mno import (
+    ClosureEnsemble,
     HybridLorenz96,
     LocalMLPClosure,
     MNOClosure,
     PolynomialClosure,
+    StochasticClosure,
+    fit_ar1,
     lorenz96_coarse_tendency,
 )
 from surrogates.solvers import lorenz96 as L
@@ -294,3 +297,141 @@ def test_polynomial_explains_subgrid_forcing_of_classic_system():
     with torch.no_grad():
         out = HybridLorenz96(model).rollout(X[:, 0], 10.0, DT, 10)
     assert out.shape == (2, 11, 36) and out.dtype == torch.float64
+
+
+# --------------------------------------------------------------------------------------------
+# Stochastic closure
+# --------------------------------------------------------------------------------------------
+def ar1_series(phi, sigma, shape, seed, mu=0.0):
+    """Stationary AR(1) paths, shape (B, T, K): e_t = phi e_{t-1} + sigma sqrt(1-phi^2) z_t."""
+    rng = np.random.default_rng(seed)
+    B, T, K = shape
+    e = np.empty(shape)
+    e[:, 0] = sigma * rng.standard_normal((B, K))
+    z = rng.standard_normal(shape) * sigma * math.sqrt(1 - phi ** 2)
+    for t in range(1, T):
+        e[:, t] = phi * e[:, t - 1] + z[:, t]
+    return torch.tensor(mu + e)
+
+
+def test_fit_ar1_recovers_a_known_coefficient():
+    mu, phi, sigma = fit_ar1(ar1_series(0.8, 0.5, (2, 10_000, 3), seed=0, mu=1.5))
+    # standard error sqrt((1 - 0.64) / 20000) = 0.004 for phi
+    np.testing.assert_allclose(phi.numpy(), 0.8, atol=0.03)
+    np.testing.assert_allclose(sigma.numpy(), 0.5, rtol=0.05)
+    np.testing.assert_allclose(mu.numpy(), 1.5, atol=0.05)
+    _, phi, _ = fit_ar1(ar1_series(0.0, 1.0, (1, 10_000, 2), seed=1))
+    assert float(phi.abs().max()) < 0.04
+    with pytest.raises(ValueError, match="constant"):
+        fit_ar1(torch.ones(2, 10, 3))
+    with pytest.raises(ValueError, match=r"\(B, T >= 2, K\)"):
+        fit_ar1(torch.ones(10, 3))
+
+
+def test_stochastic_closure_fit_recovers_the_residual_process():
+    torch.manual_seed(0)
+    closure = PolynomialClosure(degree=1)
+    with torch.no_grad():
+        closure.coefficients.copy_(torch.tensor([0.3, -0.5]))
+    X = torch.randn(4, 5_000, 6, dtype=torch.float64) * 3
+    residual = ar1_series(0.8, 0.7, X.shape, seed=2)
+    target = closure(X).to(torch.float64) + residual
+    model = StochasticClosure.fit(closure, X, target, sample_interval=0.05)
+    assert model.noise == "additive"
+    np.testing.assert_allclose(model.phi.numpy(), 0.8, atol=0.03)
+    np.testing.assert_allclose(model.sigma_additive.numpy(), 0.7, rtol=0.05)
+    np.testing.assert_allclose(model.mu.numpy(), 0.0, atol=0.05)
+    # state-dependent noise: std sqrt(0.3^2 + 0.4^2 c^2), with the AR(1) on the scaled residual
+    c = closure(X).to(torch.float64)
+    scale = torch.sqrt(0.3 ** 2 + (0.4 * c) ** 2)
+    target = c + scale * ar1_series(0.6, 1.0, X.shape, seed=3)
+    model = StochasticClosure.fit(closure, X, target, sample_interval=0.05,
+                                  noise="state_dependent")
+    assert model.noise == "state_dependent"
+    np.testing.assert_allclose(model.phi.numpy(), 0.6, atol=0.03)
+    np.testing.assert_allclose(model.sigma_multiplicative.numpy(), 0.4, rtol=0.1)
+    np.testing.assert_allclose(model.sigma_additive.numpy(), 0.3, rtol=0.2)
+    with pytest.raises(ValueError, match="noise must be"):
+        StochasticClosure.fit(closure, X, target, sample_interval=0.05, noise="white")
+    with pytest.raises(ValueError, match="differs from target shape"):
+        StochasticClosure.fit(closure, X, target[:, :-1], sample_interval=0.05)
+    with pytest.raises(ValueError, match="history channels"):
+        StochasticClosure.fit(MNOClosure(history=1), X, target, sample_interval=0.05)
+
+
+def test_noise_state_keeps_its_law_and_lag_correlation_at_any_step():
+    model = StochasticClosure(PolynomialClosure(), mu=[0.0], phi=[0.8], sigma_additive=[1.0],
+                              sample_interval=0.04)
+    gen = torch.Generator().manual_seed(0)
+    like = torch.zeros(20_000, 1, dtype=torch.float64)
+    eta0 = model.initial_eta(like, gen)
+    eta = eta0
+    for _ in range(4):  # four steps of tau / 4 span one sampling interval
+        eta = model.advance_eta(eta, 0.01, gen)
+    corr = float(torch.corrcoef(torch.stack([eta0[:, 0], eta[:, 0]]))[0, 1])
+    assert corr == pytest.approx(0.8, abs=0.02)  # phi^(4 * 0.25), se 0.004
+    assert float(eta.var()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_stochastic_hybrid_ensemble_spreads_and_reduces_to_the_deterministic_run(small_traj):
+    X_true = torch.tensor(small_traj.X)
+    closure = PolynomialClosure(degree=3).fit_least_squares(
+        X_true, torch.tensor(small_traj.closure_target))
+    stochastic = StochasticClosure.fit(closure, X_true, torch.tensor(small_traj.closure_target),
+                                       sample_interval=DT)
+    hybrid = HybridLorenz96(stochastic)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        ens = hybrid.ensemble_rollout(X_true[:, 0], 10.0, DT, 20, n_members=5, generator=gen)
+        det = HybridLorenz96(closure).rollout(X_true[:, 0], 10.0, DT, 20)
+        # the module's forward is the mean closure: eta=None steps deterministically
+        one = hybrid.step(X_true[:, 0], 10.0, DT)
+    assert ens.shape == (5, 4, 21, 8)
+    torch.testing.assert_close(ens[:, :, 0], X_true[:, 0].expand(5, 4, 8))
+    spread = ens.std(dim=0).mean(dim=(0, 2))
+    assert float(spread[1]) > 0 and float(spread[-1]) > 3 * float(spread[1])  # grows with lead
+    torch.testing.assert_close(one, det[:, 1])
+    # vanishing noise gives the deterministic hybrid back
+    quiet = StochasticClosure(closure, mu=[0.0], phi=[0.5], sigma_additive=[1e-12],
+                              sample_interval=DT)
+    with torch.no_grad():
+        ens = HybridLorenz96(quiet).ensemble_rollout(X_true[:, 0], 10.0, DT, 20, n_members=2)
+    torch.testing.assert_close(ens[0], det, rtol=1e-9, atol=1e-9)
+    # the same generator seed reproduces the ensemble
+    with torch.no_grad():
+        a = hybrid.ensemble_rollout(X_true[:, 0], 10.0, DT, 5, 3,
+                                    generator=torch.Generator().manual_seed(1))
+        b = hybrid.ensemble_rollout(X_true[:, 0], 10.0, DT, 5, 3,
+                                    generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="fitted for K = 8"):
+        stochastic.initial_eta(torch.zeros(2, 9))
+    with pytest.raises(ValueError, match="needs a StochasticClosure"):
+        HybridLorenz96(closure).ensemble_rollout(X_true[:, 0], 10.0, DT, 5, 3)
+
+
+def test_stochastic_closure_checkpoint_round_trip_and_refusals():
+    closure = MNOClosure(n_modes=[4], hidden_channels=4, n_layers=1)
+    model = StochasticClosure(closure, mu=[0.1] * 8, phi=[0.9] * 8, sigma_additive=[0.5] * 8,
+                              sample_interval=0.05)
+    again = StochasticClosure.from_checkpoint(model.checkpoint())
+    for name in ("mu", "phi", "sigma_additive", "sigma_multiplicative"):
+        torch.testing.assert_close(getattr(again, name), getattr(model, name))
+    x = torch.randn(2, 1, 8)
+    torch.testing.assert_close(again(x), model(x))
+    ensemble = ClosureEnsemble([closure, MNOClosure(n_modes=[4], hidden_channels=4, n_layers=1)])
+    with torch.no_grad():
+        runs = HybridLorenz96(ensemble).ensemble_rollout(torch.randn(3, 8), 10.0, 0.01, 4)
+    assert runs.shape == (2, 3, 5, 8)
+    with pytest.raises(ValueError, match="phi must lie in"):
+        StochasticClosure(closure, mu=[0.0], phi=[1.0], sigma_additive=[1.0],
+                          sample_interval=0.05)
+    with pytest.raises(ValueError, match="one length"):
+        StochasticClosure(closure, mu=[0.0, 0.0], phi=[0.5], sigma_additive=[1.0],
+                          sample_interval=0.05)
+    with pytest.raises(ValueError, match="sigma_additive must be > 0"):
+        StochasticClosure(closure, mu=[0.0], phi=[0.5], sigma_additive=[0.0],
+                          sample_interval=0.05)
+    with pytest.raises(ValueError, match="sample_interval"):
+        StochasticClosure(closure, mu=[0.0], phi=[0.5], sigma_additive=[1.0],
+                          sample_interval=0.0)
