@@ -15,6 +15,9 @@ default it runs on SYNTHETIC ClimateBench-shaped data from a toy two-layer energ
 published ones, which are printed for reference (tas total NRMSE on NorESM2-LM: pattern scaling
 0.284 (Luetjens et al.), CNN-LSTM 0.327, random forest 0.400, GP 0.478). The FNO ensemble also
 reports the mean CRPS and the coverage of its 90% ensemble interval; the GP its Gaussian ones.
+Both also report the coverage of the 90 % and 95 % Gaussian intervals of
+``predict(return_std=True)`` before and after their uncertainty fix (GP: the PCA truncation
+residual variance; FNO ensemble: the target's internal variability sigma^2 / M).
 A climatology (mean training field) row gives the floor any emulator must beat.
 
 Results go to ``benchmarks/results/climatebench.json`` (``..._quick.json``, ``..._real.json``).
@@ -29,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +41,16 @@ if str(ROOT) not in sys.path:
 
 from bench_utils import write_results  # noqa: E402
 
+from surrogates.data.climatebench import (  # noqa: E402
+    METRIC_YEARS,
+    open_split,
+)
+from surrogates.data.climatebench_synthetic import (  # noqa: E402
+    SyntheticClimateBenchConfig,
+    generate_synthetic,
+)
+from surrogates.metrics import uq  # noqa: E402
+from surrogates.metrics.climatebench import nrmse_scores  # noqa: E402
 from surrogates.models.climatebench import (  # noqa: E402
     ClimateFNOConfig,
     ClimateGP,
@@ -45,15 +59,33 @@ from surrogates.models.climatebench import (  # noqa: E402
     PatternScaling,
 )
 from surrogates.runs.climatebench import climatology, format_table, score_emulator  # noqa: E402
-from surrogates.data.climatebench import (  # noqa: E402
-    open_split,
-)
-from surrogates.metrics.climatebench import nrmse_scores  # noqa: E402
-from surrogates.data.climatebench_synthetic import (  # noqa: E402
-    SyntheticClimateBenchConfig,
-    generate_synthetic,
-)
 from surrogates.training import TrainConfig  # noqa: E402
+
+LEVELS = (0.9, 0.95)
+#: the uncertainty fix of each emulator, switched off ("before") and on ("after")
+FIXES = {"GP": "truncation_variance", "FNO ensemble": "internal_variability"}
+
+
+def gaussian_coverage(model, truth) -> dict[str, dict[str, float]]:
+    """Per output variable, over the scored years 2080-2100 and every cell: coverage and mean
+    width (output units) of the central 90 % and 95 % intervals of ``predict(truth,
+    return_std=True)`` read as Gaussian, and the mean CRPS."""
+    mean, std = model.predict(truth, return_std=True)
+    years = slice(*METRIC_YEARS)
+    out = {}
+    for var in mean.data_vars:
+        m = mean[var].sel(time=years).values
+        s = np.maximum(std[var].sel(time=years).values, 1e-12)
+        y = truth[var].sel(time=years)
+        y = (y.mean("member") if "member" in y.dims else y).transpose(*mean[var].dims).values
+        entry = {"crps": float(np.mean(uq.crps_gaussian(m, s, y)))}
+        for level in LEVELS:
+            lower, upper = uq.gaussian_interval(m, s, level=level)
+            entry[f"coverage_{level:.0%}"] = uq.interval_coverage(lower, upper, y)
+            entry[f"width_{level:.0%}"] = float(np.mean(upper - lower))
+        out[var] = entry
+    return out
+
 
 PUBLISHED_TAS_TOTAL = {"pattern scaling (Luetjens et al.)": 0.284, "CNN-LSTM": 0.327,
                        "random forest": 0.400, "GP": 0.478}
@@ -85,7 +117,7 @@ def main() -> None:
                   "model): numbers are not comparable with published ClimateBench scores")
         split = open_split(data)
         truth = split.test["ssp245"]
-        table, uq_scores, seconds = {}, {}, {}
+        table, uq_scores, gaussian, seconds = {}, {}, {}, {}
         table["climatology"] = nrmse_scores(truth, climatology(split.train, truth))
 
         gp_config = ClimateGPConfig(train_stride=3 if quick else 2,
@@ -106,6 +138,10 @@ def main() -> None:
             table[name] = scores["nrmse"]
             if "uq" in scores:
                 uq_scores[name] = scores["uq"]
+                gaussian[name] = {}
+                for on in (False, True):  # the same fitted model, before and after the fix
+                    model.config = dataclasses.replace(model.config, **{FIXES[name]: on})
+                    gaussian[name][f"{FIXES[name]}={on}"] = gaussian_coverage(model, truth)
             print(f"{name}: fitted in {seconds[name]:.1f} s")
 
     print()
@@ -118,6 +154,15 @@ def main() -> None:
             print(f"{name:<14}{var:<27} CRPS {s['crps']:.4f}  {s['level']:.0%} coverage "
                   f"{s['coverage']:.3f}")
     print()
+    print("Gaussian intervals of predict(return_std=True), 2080-2100, every cell, before and "
+          "after each emulator's fix:")
+    for name, variants in gaussian.items():
+        for variant, scores in variants.items():
+            for var, s in scores.items():
+                print(f"{name:<14}{variant:<27}{var:<27} coverage 90 % {s['coverage_90%']:.3f} "
+                      f"(width {s['width_90%']:.3g})  95 % {s['coverage_95%']:.3f} "
+                      f"(width {s['width_95%']:.3g})  CRPS {s['crps']:.4f}")
+    print()
     print("published tas total NRMSE on real ClimateBench (reference only):")
     for name, value in PUBLISHED_TAS_TOTAL.items():
         print(f"  {name:<36}{value:.3f}")
@@ -127,6 +172,7 @@ def main() -> None:
         "synthetic_config": dataclasses.asdict(synthetic) if synthetic else None,
         "gp_config": dataclasses.asdict(gp_config), "fno_config": dataclasses.asdict(fno_config),
         "fno_train_config": dataclasses.asdict(train_config), "nrmse": table, "uq": uq_scores,
+        "gaussian_intervals": gaussian,
         "fit_seconds": seconds, "published_tas_total": PUBLISHED_TAS_TOTAL},
         ROOT / "benchmarks" / "results" / f"climatebench{suffix}.json",
         threads=args.threads)

@@ -193,7 +193,7 @@ def test_gp_matches_scikit_learn_with_fixed_hyperparameters():
 
 
 def test_gp_grouped_loo_amplitude_matches_refits():
-    """calibrate_amplitude's closed form equals conditioning on all other groups explicitly
+    """calibrate_amplitude(method="joint")'s closed form equals conditioning on all other groups
     (same hyperparameters) and averaging the residuals' Mahalanobis norms; the mean is kept and
     every variance is scaled by the factor."""
     rng = np.random.default_rng(0)
@@ -220,7 +220,7 @@ def test_gp_grouped_loo_amplitude_matches_refits():
             total[j] += r @ np.linalg.solve(cov, r)
     x_new = rng.uniform(-1, 1, (5, 2))
     mean0, std0 = gp.predict(x_new, return_std=True)
-    factor = gp.calibrate_amplitude(g)
+    factor = gp.calibrate_amplitude(g, method="joint")
     floor = gp.min_noise / noise  # the noise may not fall below min_noise
     np.testing.assert_allclose(factor, np.maximum(total / 40, floor), rtol=1e-8)
     assert factor[0] > 1.1  # shared group offsets, which the likelihood underrates

@@ -34,6 +34,7 @@ from surrogates.data.climatebench import (
     member_mean,
 )
 from surrogates.data.common import PairDataset
+from surrogates.models.gp import BatchedExactGP
 
 
 # --------------------------------------------------------------------------------- data tables
@@ -182,6 +183,10 @@ class ClimateGPConfig:
     train_stride : int
         Use every ``train_stride``-th training year (exact GPs cost O(n^3)).
     seed : int
+    truncation_variance : bool
+        Add the per-cell PCA truncation residual variance of the training fields to the
+        predictive variance (:class:`ClimateGP`); False: the GP variance inside the PC subspace
+        only, which under-covers (the truncation error is 31-58 % of the test MSE).
     """
 
     n_aerosol_pcs: int = 5
@@ -190,6 +195,7 @@ class ClimateGPConfig:
     lr: float = 0.05
     train_stride: int = 1
     seed: int = 0
+    truncation_variance: bool = True
 
     def __post_init__(self):
         for name in ("n_aerosol_pcs", "n_output_pcs", "iterations", "train_stride"):
@@ -209,42 +215,18 @@ def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return pca.mean_, pca.components_
 
 
-def _gp_model(train_x: torch.Tensor, train_y: torch.Tensor):
-    """Batch of independent exact GPs, one per output PC: Matern-5/2 (ARD) + linear kernel."""
-    import gpytorch
+def _old_state_hyperparameters(state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Hyperparameters of a run folder written before :class:`BatchedExactGP` (``gp_state.pt``:
+    gpytorch's default softplus constraints, noise >= 1e-4, ``ScaleKernel(Linear)``)."""
+    def soft(key):
+        return torch.nn.functional.softplus(state[key]).double().numpy()
 
-    batch = torch.Size([train_y.shape[0]])
-
-    class _BatchGP(gpytorch.models.ExactGP):
-        def __init__(self, x, y, likelihood):
-            super().__init__(x, y, likelihood)
-            self.mean_module = gpytorch.means.ConstantMean(batch_shape=batch)
-            matern = gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=x.shape[-1],
-                                                   batch_shape=batch)
-            self.covar_module = (
-                gpytorch.kernels.ScaleKernel(matern, batch_shape=batch)
-                + gpytorch.kernels.ScaleKernel(gpytorch.kernels.LinearKernel(batch_shape=batch),
-                                               batch_shape=batch))
-
-        def forward(self, x):
-            return gpytorch.distributions.MultivariateNormal(self.mean_module(x),
-                                                             self.covar_module(x))
-
-    likelihood = gpytorch.likelihoods.GaussianLikelihood(batch_shape=batch)
-    return _BatchGP(train_x, train_y, likelihood).double(), likelihood.double()
-
-
-def _exact_settings():
-    """Exact Cholesky solves and log-determinants at any size (no CG/Lanczos: see REFERENCES)."""
-    import contextlib
-
-    import gpytorch
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(gpytorch.settings.max_cholesky_size(10 ** 9))
-    stack.enter_context(gpytorch.settings.fast_computations(
-        covar_root_decomposition=False, log_prob=False, solves=False))
-    return stack
+    return {"lengthscale": soft("covar_module.kernels.0.base_kernel.raw_lengthscale")[:, 0],
+            "outputscale": soft("covar_module.kernels.0.raw_outputscale"),
+            "noise": soft("likelihood.noise_covar.raw_noise")[:, 0] + 1e-4,
+            "linear_variance": soft("covar_module.kernels.1.raw_outputscale")
+            * soft("covar_module.kernels.1.base_kernel.raw_variance")[:, 0, 0],
+            "mean_constant": state["mean_module.raw_constant"].double().numpy()}
 
 
 class ClimateGP:
@@ -257,18 +239,29 @@ class ClimateGP:
     * outputs: the member-mean maps of each variable, reduced by PCA to ``n_output_pcs`` scores
       per variable, each standardised; reconstruction
       :math:`\hat y_v(x) = \mu_v(x) + \sum_k s_{vk} z_{vk} e_{vk}(x)`;
-    * one exact GP per output score (a gpytorch batch of independent GPs, each with its own
-      hyperparameters), prior mean constant, kernel
-      :math:`\sigma_1^2 k_{5/2}(r) + \sigma_2^2 x^\top x'` (ARD Matern-5/2 plus linear, so
-      forcing trends extrapolate linearly), Gaussian noise, fitted by Adam on the exact
-      marginal likelihood in float64;
-    * exact Cholesky solves and log-determinants at every size on purpose
-      (``max_cholesky_size`` above n, ``fast_computations`` off): gpytorch's default
-      conjugate-gradient/Lanczos path above 800 points let the noise collapse and the
-      intervals under-cover in tests on this machine (REFERENCES.md);
-    * predictive variance per cell from independent scores:
-      :math:`\mathrm{Var}\,\hat y_v(x) = \sum_k s_{vk}^2 \sigma_{vk}^2 e_{vk}(x)^2`
-      (noise included; the PCA truncation error is not).
+    * one exact GP per output score (:class:`surrogates.models.gp.BatchedExactGP`, each with its
+      own hyperparameters, one restart), prior mean constant, kernel
+      :math:`\sigma_1^2 k_{5/2}(r) + v\, x^\top x'` (ARD Matern-5/2 plus linear, so forcing
+      trends extrapolate linearly), Gaussian noise, fitted by Adam (``iterations`` steps,
+      learning rate ``lr``) on the exact marginal likelihood in float64, with exact Cholesky
+      solves at every size (gpytorch's conjugate-gradient path let the noise collapse,
+      REFERENCES.md);
+    * predictive variance per cell, from independent scores plus the PCA truncation residual:
+
+      .. math::
+
+          \mathrm{Var}\,\hat y_v(x) = \sum_k s_{vk}^2 \sigma_{vk}^2 e_{vk}(x)^2
+              + \rho_v(x), \qquad
+          \rho_v(x) = \frac1n \sum_{i=1}^n \Big(y_{iv}(x) - \mu_v(x)
+              - \sum_k z_{ivk} s_{vk} e_{vk}(x)\Big)^2,
+
+      :math:`\sigma_{vk}^2` the GP predictive variance of score :math:`k` (noise included) and
+      :math:`\rho_v` the mean squared residual of projecting the ``n`` training fields onto
+      their ``n_output_pcs`` components (units of the output squared). The GP cannot see the
+      part of a field outside the PC subspace, so without :math:`\rho_v`
+      (``truncation_variance=False``) the intervals miss it. :math:`\rho_v` is an in-sample
+      estimate (the PCA was fitted on these fields), so it slightly underestimates the
+      truncation error of new fields.
     """
 
     name = "climate-gp"
@@ -276,7 +269,7 @@ class ClimateGP:
     def __init__(self, config: ClimateGPConfig | None = None) -> None:
         self.config = config or ClimateGPConfig()
         self.params_: dict[str, np.ndarray] | None = None
-        self._gp = None
+        self._gp: BatchedExactGP | None = None
 
     def _features(self, co2, ch4, maps) -> np.ndarray:
         p = self.params_
@@ -286,8 +279,14 @@ class ClimateGP:
         x = np.concatenate([np.stack([co2, ch4], axis=1), *scores], axis=1)
         return (x - p["x_mean"]) / p["x_std"]
 
+    def _gp_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"n_restarts": 1, "max_iter": cfg.iterations, "lr": cfg.lr, "seed": cfg.seed,
+                "min_noise": 1e-6, "mean": "constant", "linear": True}
+
     def fit(self, train: Mapping[str, xr.Dataset]) -> ClimateGP:
-        """Fit the PCAs and the GPs on the training experiments."""
+        """Fit the PCAs, the truncation residual variances and the GPs on the training
+        experiments."""
         cfg = self.config
         table = stack_experiments(train)
         keep = np.arange(0, table.co2.size, cfg.train_stride)
@@ -305,58 +304,34 @@ class ClimateGP:
         targets = []
         for v in range(outputs.shape[1]):
             flat = outputs[:, v].reshape(n, -1)
-            p[f"out_mean_{v}"], p[f"out_comp_{v}"] = _pca(flat, cfg.n_output_pcs)
-            z = (flat - p[f"out_mean_{v}"]) @ p[f"out_comp_{v}"].T
+            mean, comp = _pca(flat, cfg.n_output_pcs)
+            z = (flat - mean) @ comp.T
+            p[f"out_mean_{v}"], p[f"out_comp_{v}"] = mean, comp
+            p[f"out_resid_var_{v}"] = np.mean((flat - mean - z @ comp) ** 2, axis=0)
             p[f"out_scale_{v}"] = z.std(0) + 1e-12
             targets.append(z / p[f"out_scale_{v}"])
-        y = np.concatenate(targets, axis=1).T  # (n_scores, n)
-        p["train_x"], p["train_y"] = x, y
-        self._train_gp(torch.from_numpy(x), torch.from_numpy(y))
+        y = np.concatenate(targets, axis=1)  # (n, n_scores)
+        p["train_x"], p["train_y"] = x, y.T
+        self._gp = BatchedExactGP(**self._gp_kwargs()).fit(x, y)
         return self
-
-    def _train_gp(self, x: torch.Tensor, y: torch.Tensor, state: dict | None = None) -> None:
-        import gpytorch
-
-        torch.manual_seed(self.config.seed)
-        xb = x.unsqueeze(0).expand(y.shape[0], *x.shape).contiguous()
-        model, likelihood = _gp_model(xb, y)
-        if state is not None:
-            model.load_state_dict(state)
-        else:
-            model.train()
-            likelihood.train()
-            mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
-            optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr)
-            with _exact_settings():
-                for _ in range(self.config.iterations):
-                    optimizer.zero_grad()
-                    loss = -mll(model(xb), y).sum()
-                    loss.backward()
-                    optimizer.step()
-        model.eval()
-        likelihood.eval()
-        self._gp = (model, likelihood)
 
     def predict(self, inputs: xr.Dataset, return_std: bool = False):
         """Mean fields (and, with ``return_std``, predictive standard deviations) per year."""
         if self.params_ is None or self._gp is None:
             raise ValueError("the emulator is not fitted: call fit(train) or load(run_dir)")
         p = self.params_
-        model, likelihood = self._gp
         co2, ch4, maps = input_arrays(inputs)
-        x = torch.from_numpy(self._features(co2, ch4, maps))
-        xb = x.unsqueeze(0).expand(model.train_targets.shape[0], *x.shape).contiguous()
-        with torch.no_grad(), _exact_settings():
-            pred = likelihood(model(xb))
-            mean, var = pred.mean.numpy(), pred.variance.numpy()  # (n_scores, n_t)
-        n_t, shape = x.shape[0], maps.shape[-2:]
+        mean, std = self._gp.predict(self._features(co2, ch4, maps), return_std=True)
+        n_t, shape = mean.shape[0], maps.shape[-2:]
         fields, stds, start = [], [], 0
         for v in range(len(OUTPUT_VARIABLES)):
             comp, scale = p[f"out_comp_{v}"], p[f"out_scale_{v}"]
             k = comp.shape[0]
-            z = mean[start:start + k].T * scale
-            fields.append((p[f"out_mean_{v}"] + z @ comp).reshape(n_t, *shape))
-            s2 = (var[start:start + k].T * scale ** 2) @ comp ** 2
+            fields.append((p[f"out_mean_{v}"] + (mean[:, start:start + k] * scale) @ comp)
+                          .reshape(n_t, *shape))
+            s2 = (std[:, start:start + k] ** 2 * scale ** 2) @ comp ** 2
+            if self.config.truncation_variance and f"out_resid_var_{v}" in p:
+                s2 = s2 + p[f"out_resid_var_{v}"]
             stds.append(np.sqrt(s2).reshape(n_t, *shape))
             start += k
         out = _as_dataset(np.stack(fields, axis=1), inputs)
@@ -365,28 +340,36 @@ class ClimateGP:
         return out
 
     def save(self, run_dir: str | os.PathLike) -> None:
-        if self.params_ is None:
+        """Write ``gp_params.npz``: PCAs, standardisations and the GP's arrays (prefix
+        ``gp_``)."""
+        if self.params_ is None or self._gp is None:
             raise ValueError("nothing to save: the emulator is not fitted")
-        run_dir = Path(run_dir)
-        _save_npz(run_dir / "gp_params.npz", **self.params_)
-        torch.save(self._gp[0].state_dict(), run_dir / "gp_state.pt")
+        gp = {f"gp_{k}": v for k, v in self._gp.get_arrays().items() if k not in ("X", "Y")}
+        _save_npz(Path(run_dir) / "gp_params.npz", **self.params_, **gp)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, config: Mapping[str, Any] | None = None
              ) -> ClimateGP:
+        """Rebuild from ``gp_params.npz`` (and, for run folders written before the GP arrays
+        were saved there, the gpytorch ``gp_state.pt``, read with ``weights_only=True``)."""
         run_dir = Path(run_dir)
         model = cls(ClimateGPConfig(**(config or {})))
-        model.params_ = _load_npz(run_dir / "gp_params.npz")
-        state = torch.load(run_dir / "gp_state.pt", map_location="cpu", weights_only=True)
-        model._train_gp(torch.from_numpy(model.params_["train_x"]),
-                        torch.from_numpy(model.params_["train_y"]), state=state)
+        arrays = _load_npz(run_dir / "gp_params.npz")
+        hyper = {k.removeprefix("gp_"): arrays.pop(k) for k in list(arrays)
+                 if k.startswith("gp_")}
+        if not hyper:
+            state = torch.load(run_dir / "gp_state.pt", map_location="cpu", weights_only=True)
+            hyper = _old_state_hyperparameters(state)
+        model.params_ = arrays
+        model._gp = BatchedExactGP.from_arrays(
+            {"X": arrays["train_x"], "Y": arrays["train_y"].T, **hyper}, **model._gp_kwargs())
         return model
 
 
 # ------------------------------------------------------------------------------- FNO ensemble
 @dataclass
 class ClimateFNOConfig:
-    """Settings of :class:`FNOEnsembleEmulator` (the model is ``operators.fno.FNO``).
+    r"""Settings of :class:`FNOEnsembleEmulator` (the model is ``operators.fno.FNO``).
 
     Attributes
     ----------
@@ -402,6 +385,10 @@ class ClimateFNOConfig:
     validation_fraction : float
         Training years held out (seeded, same for all members) for model selection.
     seed : int
+    internal_variability : bool
+        Add the internal variability of the member-mean target, :math:`\sigma^2(x) / M`, to
+        the ensemble spread in ``predict(return_std=True)`` (:class:`FNOEnsembleEmulator`);
+        False: the seed spread only, which covers 8-29 % of a 90 % interval.
     """
 
     members: int = 5
@@ -412,6 +399,7 @@ class ClimateFNOConfig:
     lat_padding: float = 0.25
     validation_fraction: float = 0.1
     seed: int = 0
+    internal_variability: bool = True
 
     def __post_init__(self):
         for name in ("members", "window", "hidden_channels", "n_layers"):
@@ -440,15 +428,65 @@ def window_inputs(co2: np.ndarray, ch4: np.ndarray, maps: np.ndarray, window: in
     return np.stack(channels, axis=1).astype(np.float32)
 
 
+def internal_variance(datasets: Mapping[str, xr.Dataset]) -> tuple[np.ndarray, int]:
+    r"""Internal variability of the outputs: the per-cell variance across members, pooled.
+
+    .. math::
+
+        \hat\sigma^2_v(x) = \frac{\sum_e \sum_t \sum_{m=1}^{M_e} (y_{etmv}(x)
+            - \bar y_{etv}(x))^2}{\sum_e T_e (M_e - 1)},
+
+    over the experiments :math:`e` with :math:`M_e \ge 2` members (years :math:`t`), in the
+    outputs' units squared. A mean of :math:`M` members then scatters around the forced
+    response with variance :math:`\hat\sigma^2_v(x) / M`.
+
+    Returns
+    -------
+    variance : ndarray, shape (4, lat, lon)
+        In ``OUTPUT_VARIABLES`` order; zeros when no experiment has two members.
+    members : int
+        The median member count :math:`M` of the experiments (1 without a ``member`` dim).
+    """
+    total, dof, counts = 0.0, 0, []
+    for ds in datasets.values():
+        m = ds.sizes.get("member", 1)
+        counts.append(m)
+        if m < 2:
+            continue
+        y = np.stack([ds[v].transpose("member", "time", "lat", "lon").values
+                      for v in OUTPUT_VARIABLES], axis=2)  # (M, T, 4, lat, lon)
+        total = total + np.sum((y - y.mean(0)) ** 2, axis=(0, 1))
+        dof += y.shape[1] * (m - 1)
+    if not counts:
+        raise ValueError("no experiments given")
+    if dof == 0:
+        first = next(iter(datasets.values()))
+        shape = (len(OUTPUT_VARIABLES), first.sizes["lat"], first.sizes["lon"])
+        return np.zeros(shape), int(np.median(counts))
+    return total / dof, int(np.median(counts))
+
+
 class FNOEnsembleEmulator:
-    """M Fourier neural operators with different seeds; the ensemble spread is the uncertainty.
+    r"""M Fourier neural operators with different seeds, plus the target's internal variability.
 
     Each member is ``operators.fno.FNO`` (built by :func:`operators.base.build` inside a
     :class:`~operators.normalization.NormalizedOperator`, so that it works in physical units
     and every channel is standardised on the training years) mapping :func:`window_inputs`
     to the four output fields of the window's last year, trained by
     :func:`surrogates.training.fit` (best validation checkpoint kept). Predictions: the member
-    mean; :meth:`predict_members` gives all members for CRPS and interval coverage.
+    mean; :meth:`predict_members` gives all members.
+
+    Uncertainty: the members differ by seed only, so their spread :math:`s^2_\text{ens}` is
+    model uncertainty; the target, a mean of :math:`M` members of a chaotic climate, also
+    scatters by the internal variability :math:`\hat\sigma^2 / M` (:func:`internal_variance`
+    of the training experiments, saved as ``internal_variance.npz``), which no seed spread
+    sees. ``predict(return_std=True)`` returns
+
+    .. math::
+
+        \mathrm{std}_v(t, x) = \sqrt{s^2_{\text{ens},v}(t, x) + \hat\sigma^2_v(x) / M}
+
+    (the first term alone with ``internal_variability=False``).
     """
 
     name = "climate-fno"
@@ -460,6 +498,8 @@ class FNOEnsembleEmulator:
         self.train_config = train_config or TrainConfig(epochs=40, batch_size=16, lr=2e-3,
                                                         loss="mse", show_progress=False)
         self.models: list = []
+        self.internal_variance_: np.ndarray | None = None
+        self.target_members_ = 1
 
     def model_config(self, n_lat: int, n_lon: int) -> dict[str, Any]:
         cfg = self.config
@@ -489,6 +529,10 @@ class FNOEnsembleEmulator:
         val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
         train_set = PairDataset(x[tr], y[tr])
         val_set = PairDataset(x[val], y[val]) if n_val else None
+        self.internal_variance_, self.target_members_ = internal_variance(train)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        _save_npz(Path(run_dir) / "internal_variance.npz", variance=self.internal_variance_,
+                  members=np.array(self.target_members_))
         self.models = []
         for m in range(cfg.members):
             torch.manual_seed(cfg.seed + m)
@@ -510,16 +554,19 @@ class FNOEnsembleEmulator:
         return np.stack([m.eval()(x).double().numpy() for m in self.models])
 
     def predict(self, inputs: xr.Dataset, return_std: bool = False):
-        """Ensemble-mean fields (and, with ``return_std``, the ensemble standard deviation)."""
+        """Ensemble-mean fields (and, with ``return_std``, the predictive standard deviation:
+        ensemble spread plus internal variability, see the class docstring)."""
         members = self.predict_members(inputs)
         mean = _as_dataset(members.mean(0), inputs)
-        if return_std:
-            return mean, _as_dataset(members.std(0, ddof=1 if len(members) > 1 else 0), inputs,
-                                     " (ensemble std)")
-        return mean
+        if not return_std:
+            return mean
+        var = members.var(0, ddof=1 if len(members) > 1 else 0)
+        if self.config.internal_variability and self.internal_variance_ is not None:
+            var = var + self.internal_variance_[None] / self.target_members_
+        return mean, _as_dataset(np.sqrt(var), inputs, " (ensemble and internal std)")
 
     def save(self, run_dir: str | os.PathLike) -> None:
-        """Members are saved by :func:`surrogates.training.fit` during :meth:`fit`."""
+        """Members and ``internal_variance.npz`` are saved during :meth:`fit`."""
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, config: Mapping[str, Any] | None = None
@@ -529,4 +576,9 @@ class FNOEnsembleEmulator:
         emulator = cls(ClimateFNOConfig(**(config or {})))
         emulator.models = [load_model(Path(run_dir) / f"member_{m}" / "model.pt")
                            for m in range(emulator.config.members)]
+        path = Path(run_dir) / "internal_variance.npz"
+        if path.is_file():  # run folders of earlier versions have the seed spread only
+            arrays = _load_npz(path)
+            emulator.internal_variance_ = arrays["variance"]
+            emulator.target_members_ = int(arrays["members"])
         return emulator

@@ -2,35 +2,57 @@ r"""Batched exact Gaussian processes in GPyTorch: independent outputs, restarts 
 
 :class:`BatchedExactGP` fits ``m`` independent single-output GPs that share one set of training
 inputs ``X`` (``(n, d)``) but have their own targets (the columns of ``Y``, ``(n, m)``) and their
-own hyperparameters. Each GP has a zero prior mean (standardise the targets first) and the kernel
+own hyperparameters: no length scale, amplitude or noise is shared between outputs. The prior of
+each output is
 
 .. math::
 
+    y = f(x) + \varepsilon, \quad f \sim \mathcal{GP}(c, k), \quad
+    \varepsilon \sim \mathcal N(0, \sigma^2), \qquad
     k(x, x') = s^2 \left(1 + \sqrt5\, r + \tfrac53 r^2\right) e^{-\sqrt5\, r}
-        + \sigma^2 \delta_{x x'}, \qquad
+        \;\left[+\; v\, x^\top x'\right], \quad
     r^2 = \sum_{j=1}^d \frac{(x_j - x'_j)^2}{\ell_j^2},
 
-an anisotropic Matern-5/2 with output scale :math:`s^2`, one length scale :math:`\ell_j` per input
-dimension and a learned Gaussian noise variance :math:`\sigma^2` (scikit-learn's
-``ConstantKernel * Matern(nu=2.5) + WhiteKernel``).
+an anisotropic Matern-5/2 with output scale :math:`s^2` and one length scale :math:`\ell_j` per
+input dimension (scikit-learn's ``ConstantKernel * Matern(nu=2.5) + WhiteKernel``), optionally
+(``linear=True``) plus a linear term of variance :math:`v`, so that trends extrapolate linearly.
+The prior mean :math:`c` is 0 (``mean="zero"``: standardise the targets first) or a learned
+constant (``mean="constant"``).
 
 Hyperparameters maximise the exact log marginal likelihood
 
 .. math::
 
-    \log p(y \mid X) = -\tfrac12 y^\top K^{-1} y - \tfrac12 \log\det K - \tfrac n2 \log 2\pi,
-    \qquad K = K_{s,\ell}(X, X) + \sigma^2 I,
+    \log p(y \mid X) = -\tfrac12 (y - c)^\top K^{-1} (y - c) - \tfrac12 \log\det K
+        - \tfrac n2 \log 2\pi, \qquad K = k(X, X) + \sigma^2 I,
 
 by Adam (or L-BFGS) from ``n_restarts`` initialisations. All ``n_restarts x m`` problems form one
 GPyTorch batch of shape ``(n_restarts, m)``: the summed loss has block-independent gradients, and
 Adam is element-wise, so every batch member follows exactly the trajectory it would follow alone.
 For each output the restart with the largest final marginal likelihood is kept.
 
+Leave-one-out
+-------------
+Leave-one-out is closed-form for exact GPs with fixed hyperparameters (Sundararajan & Keerthi
+2001): with :math:`A = K^{-1}` and :math:`\alpha = A (y - c)`, leaving out the samples of a group
+:math:`G` gives the residuals :math:`r_G = y_G - \mu_{-G} = A_{GG}^{-1} \alpha_G` with covariance
+:math:`A_{GG}^{-1}` (noise included); for single samples :math:`r_i = \alpha_i / A_{ii}` and
+:math:`\operatorname{Var}_{-i} = 1 / A_{ii}`. :meth:`BatchedExactGP.loo` returns these;
+:meth:`BatchedExactGP.calibrate_amplitude` rescales each output's variances so that the
+per-sample leave-one-out z-scores :math:`z_i = r_i / \sqrt{(A_{GG}^{-1})_{ii}}` have unit variance
+(or, ``method="conformal"``, so that the empirical ``level`` quantile of :math:`|z_i|` sits at the
+Gaussian one).
+
 Numerical settings are deliberate: every solve is an exact Cholesky factorisation
 (``gpytorch.settings.max_cholesky_size(10**9)``, ``fast_computations(False, False, False)``), never
 conjugate gradients with stochastic Lanczos log-determinants, which for larger training sets can
 collapse the noise and give badly over-confident intervals. Everything runs in ``dtype`` (float64 by
 default).
+
+References
+----------
+S. Sundararajan and S. S. Keerthi, "Predictive approaches for choosing hyperparameters in
+Gaussian processes", Neural Computation 13 (2001).
 """
 
 from __future__ import annotations
@@ -38,13 +60,17 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from statistics import NormalDist
 
 import gpytorch
 import numpy as np
 import torch
 from gpytorch.utils.errors import NotPSDError
 
-__all__ = ["BatchedExactGP", "exact_settings"]
+__all__ = ["BatchedExactGP", "exact_settings", "variance_factor"]
+
+#: calibration methods of :func:`variance_factor` and :meth:`BatchedExactGP.calibrate_amplitude`
+CALIBRATION_METHODS = ("marginal", "conformal", "joint")
 
 
 def exact_settings() -> contextlib.ExitStack:
@@ -56,19 +82,90 @@ def exact_settings() -> contextlib.ExitStack:
     return stack
 
 
-class _Model(gpytorch.models.ExactGP):
-    """Zero-mean GP, ScaleKernel(Matern-5/2 with ARD), batched over ``batch_shape``."""
+def variance_factor(residual, std, method: str = "marginal", level: float = 0.9) -> np.ndarray:
+    r"""Factor :math:`c` by which predictive variances must be multiplied to be calibrated on
+    held-out residuals (e.g. leave-one-out ones).
 
-    def __init__(self, x, y, likelihood, batch_shape: torch.Size, dim: int):
+    With z-scores :math:`z_i = r_i / s_i` of ``n`` held-out residuals :math:`r_i` and their
+    predictive standard deviations :math:`s_i`, per column:
+
+    * ``"marginal"``: :math:`c = \frac1n \sum_i z_i^2` (unit-variance z-scores);
+    * ``"conformal"``: :math:`c = (\hat q / z_{(1+\text{level})/2})^2` with :math:`\hat q` the
+      :math:`\lceil (n+1)\,\text{level} \rceil`-th smallest :math:`|z_i|` (split-conformal scale
+      of a normalised residual score). On exchangeable held-out residuals the interval
+      :math:`\mu \pm z_{(1+\text{level})/2} \sqrt c\, s` then covers a new sample with
+      probability >= ``level`` marginally, not conditionally on the input; for leave-one-out
+      residuals the guarantee is approximate (jackknife).
+
+    Parameters
+    ----------
+    residual, std : array_like, shape (n,) or (n, m)
+        Held-out residuals and their predictive standard deviations (same units).
+    method : {"marginal", "conformal"}
+    level : float, default 0.9
+        Central coverage matched by ``"conformal"``.
+
+    Returns
+    -------
+    ndarray, shape (m,) (or a 0-d array for 1-D input)
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, non-finite values, a std that is not > 0, an unknown method, a
+        level outside (0, 1), or too few samples for the level (``"conformal"`` needs
+        :math:`n \ge \text{level} / (1 - \text{level})`, i.e. :math:`1 - \text{level} \ge 1/(n+1)`).
+    """
+    r = np.asarray(residual, dtype=float)
+    s = np.asarray(std, dtype=float)
+    if r.shape != s.shape or r.ndim not in (1, 2):
+        raise ValueError(f"residual and std must have one shape (n,) or (n, m); got {r.shape} "
+                         f"and {s.shape}")
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(s))):
+        raise ValueError("residual and std must be finite; found NaN or inf")
+    if np.any(s <= 0):
+        raise ValueError(f"std must be > 0 everywhere; found {int(np.sum(s <= 0))} values <= 0 "
+                         f"(min {s.min():.3g})")
+    if method not in ("marginal", "conformal"):
+        raise ValueError(f"method must be 'marginal' or 'conformal', got {method!r}")
+    z = np.abs(r / s)
+    if method == "marginal":
+        return np.mean(z**2, axis=0)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    n = z.shape[0]
+    rank = math.ceil((n + 1) * level)
+    if rank > n:
+        raise ValueError(f"{n} held-out samples are too few for a conformal level {level}: it "
+                         f"needs n >= {math.ceil(level / (1 - level))} (1 - level >= 1/(n+1))")
+    q = np.sort(z, axis=0)[rank - 1]
+    return (q / NormalDist().inv_cdf(0.5 + level / 2)) ** 2
+
+
+class _Model(gpytorch.models.ExactGP):
+    """GP batched over ``batch_shape``: ScaleKernel(Matern-5/2 with ARD), optionally plus
+    Linear; zero or constant prior mean."""
+
+    def __init__(self, x, y, likelihood, batch_shape: torch.Size, *, mean: str, linear: bool):
         super().__init__(x, y, likelihood)
-        self.mean_module = gpytorch.means.ZeroMean(batch_shape=batch_shape)
-        self.covar_module = gpytorch.kernels.ScaleKernel(
-            gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=dim, batch_shape=batch_shape,
+        self.mean_module = (gpytorch.means.ConstantMean(batch_shape=batch_shape)
+                            if mean == "constant" else
+                            gpytorch.means.ZeroMean(batch_shape=batch_shape))
+        self.matern = gpytorch.kernels.ScaleKernel(
+            gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=x.shape[-1],
+                                          batch_shape=batch_shape,
                                           lengthscale_constraint=_log_positive()),
             batch_shape=batch_shape, outputscale_constraint=_log_positive())
+        self.linear = (gpytorch.kernels.LinearKernel(batch_shape=batch_shape,
+                                                     variance_constraint=_log_positive())
+                       if linear else None)
+
+    def kernel(self, x):
+        k = self.matern(x)
+        return k if self.linear is None else k + self.linear(x)
 
     def forward(self, x):
-        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.kernel(x))
 
 
 def _log_positive() -> gpytorch.constraints.Positive:
@@ -76,13 +173,13 @@ def _log_positive() -> gpytorch.constraints.Positive:
     return gpytorch.constraints.Positive(transform=torch.exp, inv_transform=torch.log)
 
 
-def _build(x: torch.Tensor, y: torch.Tensor, batch_shape: torch.Size, min_noise: float
-           ) -> tuple[_Model, gpytorch.likelihoods.GaussianLikelihood]:
+def _build(x: torch.Tensor, y: torch.Tensor, batch_shape: torch.Size, min_noise: float, *,
+           mean: str, linear: bool) -> tuple[_Model, gpytorch.likelihoods.GaussianLikelihood]:
     """Model and likelihood; ``x`` is ``(*batch, n, d)`` and ``y`` is ``(*batch, n)``."""
     likelihood = gpytorch.likelihoods.GaussianLikelihood(
         batch_shape=batch_shape, noise_constraint=gpytorch.constraints.GreaterThan(
             min_noise, transform=torch.exp, inv_transform=torch.log))
-    model = _Model(x, y, likelihood, batch_shape, x.shape[-1])
+    model = _Model(x, y, likelihood, batch_shape, mean=mean, linear=linear)
     return model.to(x.dtype), likelihood.to(x.dtype)
 
 
@@ -93,8 +190,8 @@ class BatchedExactGP:
     ----------
     n_restarts : int, default 5
         Random initialisations of the hyperparameters per output (the first one is the fixed
-        default: all length scales 1, output scale 1, noise 0.01); the one with the largest final
-        marginal likelihood is kept for each output.
+        default: all length scales 1, output scale 1, noise 0.01, linear variance 0.1, mean 0);
+        the one with the largest final marginal likelihood is kept for each output.
     max_iter : int, default 200
         Optimiser iterations (Adam steps, or L-BFGS iterations).
     optimizer : {"adam", "lbfgs"}, default "adam"
@@ -102,13 +199,18 @@ class BatchedExactGP:
         (strong-Wolfe line search) converges in fewer iterations but its line search is shared by
         the whole batch.
     lr : float, default 0.1
-        Adam learning rate. The raw parameters are log length scales, log output scale and
-        log(noise - min_noise), so steps are relative changes whatever the scale.
+        Adam learning rate. The raw parameters are log length scales, log output scale, log
+        linear variance and log(noise - min_noise), so steps are relative changes whatever the
+        scale.
     min_noise : float, default 1e-8
         Lower bound of the noise variance (in the units of ``Y`` squared).
     seed : int, default 0
         Seed of the random initialisations.
     dtype : torch.dtype, default torch.float64
+    mean : {"zero", "constant"}, default "zero"
+        Prior mean: 0, or a learned constant :math:`c` per output.
+    linear : bool, default False
+        Add the linear kernel :math:`v\, x^\top x'`.
 
     Attributes
     ----------
@@ -117,15 +219,19 @@ class BatchedExactGP:
         :math:`s^2` of each output.
     noise_ : ndarray, shape (m,)
         :math:`\sigma^2` of each output.
+    linear_variance_ : ndarray, shape (m,) or None
+        :math:`v` of each output (None without ``linear``).
+    mean_constant_ : ndarray, shape (m,)
+        :math:`c` of each output (zeros with ``mean="zero"``).
     log_marginal_likelihood_ : ndarray, shape (m,)
-        Exact :math:`\log p(y \mid X)` of the kept hyperparameters (nats, not divided by ``n``).
+        :math:`\log p(y \mid X)` of the kept hyperparameters (nats, not divided by ``n``).
     restart_log_marginal_likelihood_ : ndarray, shape (n_restarts, m)
         The same for every restart (``-inf`` where a restart failed).
     """
 
     def __init__(self, n_restarts: int = 5, max_iter: int = 200, optimizer: str = "adam",
                  lr: float = 0.1, min_noise: float = 1e-8, seed: int = 0,
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, mean: str = "zero", linear: bool = False):
         self.n_restarts = n_restarts
         self.max_iter = max_iter
         self.optimizer = optimizer
@@ -133,6 +239,8 @@ class BatchedExactGP:
         self.min_noise = min_noise
         self.seed = seed
         self.dtype = dtype
+        self.mean = mean
+        self.linear = linear
 
     # ------------------------------------------------------------------------------ checks
     def _check_xy(self, X, Y) -> tuple[np.ndarray, np.ndarray]:
@@ -149,23 +257,36 @@ class BatchedExactGP:
             raise ValueError(f"need at least 2 training points, got {X.shape[0]}")
         if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
             raise ValueError("X and Y must be finite; found NaN or inf")
+        if self.mean not in ("zero", "constant"):
+            raise ValueError(f"mean must be 'zero' or 'constant', got {self.mean!r}")
         return X, Y
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a, dtype=float), dtype=self.dtype)
 
+    def _build(self, x, y, batch):
+        return _build(x, y, batch, self.min_noise, mean=self.mean, linear=bool(self.linear))
+
     # --------------------------------------------------------------------------------- fit
     def _initial(self, shape: tuple[int, int], d: int, gen: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Initial (lengthscale, outputscale, noise) of shapes (R, m, 1, d), (R, m), (R, m, 1)."""
+                 ) -> dict[str, torch.Tensor]:
+        """Initial lengthscale (R, m, 1, d), outputscale (R, m), noise (R, m, 1) and linear
+        variance (R, m, 1, 1), log-uniform except for restart 0."""
         r, m = shape
         u = lambda *s: torch.rand(*s, generator=gen, dtype=self.dtype)  # noqa: E731
-        ls = torch.exp(math.log(0.2) + u(r, m, 1, d) * math.log(10.0 / 0.2))  # log-uniform
-        os_ = torch.exp(math.log(0.3) + u(r, m) * math.log(3.0 / 0.3))
-        noise = torch.exp(math.log(1e-5) + u(r, m, 1) * math.log(1e-1 / 1e-5))
-        ls[0], os_[0], noise[0] = 1.0, 1.0, 1e-2
-        noise = noise.clamp_min(2.0 * self.min_noise)
-        return ls, os_, noise
+
+        def log_uniform(low, high, *s):
+            return torch.exp(math.log(low) + u(*s) * math.log(high / low))
+
+        init = {"lengthscale": log_uniform(0.2, 10.0, r, m, 1, d),
+                "outputscale": log_uniform(0.3, 3.0, r, m),
+                "noise": log_uniform(1e-5, 1e-1, r, m, 1),
+                "linear": log_uniform(1e-2, 1.0, r, m, 1, 1)}
+        for key, first in (("lengthscale", 1.0), ("outputscale", 1.0), ("noise", 1e-2),
+                           ("linear", 0.1)):
+            init[key][0] = first
+        init["noise"] = init["noise"].clamp_min(2.0 * self.min_noise)
+        return init
 
     def fit(self, X, Y) -> BatchedExactGP:
         """Maximise the marginal likelihood of each column of ``Y`` given ``X``.
@@ -182,8 +303,8 @@ class BatchedExactGP:
         Raises
         ------
         ValueError
-            On non-2-D ``X``, a row-count mismatch, fewer than two points, non-finite values, or
-            ``n_restarts < 1``.
+            On non-2-D ``X``, a row-count mismatch, fewer than two points, non-finite values,
+            ``n_restarts < 1`` or an unknown optimizer or mean.
         """
         X, Y = self._check_xy(X, Y)
         if int(self.n_restarts) < 1:
@@ -196,12 +317,13 @@ class BatchedExactGP:
         batch = torch.Size([r, m])
         x = self._tensor(X).expand(r, m, n, d).contiguous()
         y = self._tensor(Y).T.expand(r, m, n).contiguous()
-        model, likelihood = _build(x, y, batch, self.min_noise)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        ls, os_, noise = self._initial((r, m), d, gen)
-        model.covar_module.base_kernel.lengthscale = ls
-        model.covar_module.outputscale = os_
-        likelihood.noise = noise
+        model, likelihood = self._build(x, y, batch)
+        init = self._initial((r, m), d, torch.Generator().manual_seed(int(self.seed)))
+        model.matern.base_kernel.lengthscale = init["lengthscale"]
+        model.matern.outputscale = init["outputscale"]
+        likelihood.noise = init["noise"]
+        if model.linear is not None:
+            model.linear.variance = init["linear"]
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
         model.train()
         likelihood.train()
@@ -233,15 +355,21 @@ class BatchedExactGP:
                 values = mll(model(x), y) * n  # (R, m), exact log p(y | X)
         values = values.detach().cpu().numpy()
         with torch.no_grad():
-            all_ls = model.covar_module.base_kernel.lengthscale.cpu().numpy()[:, :, 0, :]
-            all_os = model.covar_module.outputscale.cpu().numpy()
-            # the constraint's exp can round a noise at the bound a hair below min_noise
-            all_noise = np.maximum(likelihood.noise.cpu().numpy()[:, :, 0], self.min_noise)
+            found = {"lengthscale": model.matern.base_kernel.lengthscale.cpu().numpy()[:, :, 0],
+                     "outputscale": model.matern.outputscale.cpu().numpy(),
+                     # the constraint's exp can round a noise at the bound a hair below it
+                     "noise": np.maximum(likelihood.noise.cpu().numpy()[:, :, 0],
+                                         self.min_noise)}
+            if model.linear is not None:
+                found["linear_variance"] = model.linear.variance.cpu().numpy()[:, :, 0, 0]
+            if self.mean == "constant":
+                found["mean_constant"] = model.mean_module.constant.cpu().numpy()
         # a restart counts only with usable hyperparameters (L-BFGS steps can underflow a
         # length scale to 0 or leave non-finite values)
-        usable = (np.isfinite(values) & np.all(np.isfinite(all_ls) & (all_ls > 0), axis=-1)
-                  & np.isfinite(all_os) & (all_os > 0) & np.isfinite(all_noise)
-                  & (all_noise >= self.min_noise))
+        usable = np.isfinite(values) & (found["noise"] >= self.min_noise)
+        for key, value in found.items():
+            ok = np.isfinite(value) if key == "mean_constant" else np.isfinite(value) & (value > 0)
+            usable &= ok.all(axis=-1) if value.ndim == 3 else ok
         values = np.where(usable, values, -np.inf)
         if not np.all(usable.any(axis=0)):
             bad = np.flatnonzero(~usable.any(axis=0)).tolist()
@@ -251,10 +379,12 @@ class BatchedExactGP:
                              "use more restarts")
         best = np.argmax(values, axis=0)
         cols = np.arange(m)
-        ls, os_, noise = all_ls[best, cols], all_os[best, cols], all_noise[best, cols]
+        kept = {key: value[best, cols] for key, value in found.items()}
         self.restart_log_marginal_likelihood_ = values
         self.best_restart_ = best
-        self.set_hyperparameters(X, Y, ls, os_, noise)
+        self.set_hyperparameters(X, Y, kept["lengthscale"], kept["outputscale"], kept["noise"],
+                                 linear_variance=kept.get("linear_variance"),
+                                 mean_constant=kept.get("mean_constant"))
         return self
 
     def _refit_with_adam(self, X, Y, why: str) -> BatchedExactGP:
@@ -263,13 +393,14 @@ class BatchedExactGP:
         warnings.warn(f"L-BFGS failed ({why}); refitting with Adam ({steps} steps)",
                       stacklevel=3)
         adam = BatchedExactGP(self.n_restarts, steps, "adam", self.lr, self.min_noise, self.seed,
-                              self.dtype).fit(X, Y)
+                              self.dtype, self.mean, self.linear).fit(X, Y)
         self.__dict__.update({k: v for k, v in vars(adam).items()
                               if k.endswith("_") or k.startswith("_")})
         return self
 
-    def set_hyperparameters(self, X, Y, lengthscale, outputscale, noise) -> BatchedExactGP:
-        """Condition on ``(X, Y)`` with given hyperparameters, without optimising.
+    def set_hyperparameters(self, X, Y, lengthscale, outputscale, noise, *,
+                            linear_variance=None, mean_constant=None) -> BatchedExactGP:
+        r"""Condition on ``(X, Y)`` with given hyperparameters, without optimising.
 
         Parameters
         ----------
@@ -277,7 +408,17 @@ class BatchedExactGP:
         Y : array_like, shape (n, m) or (n,)
         lengthscale : array_like, shape (m, d) or broadcastable
         outputscale, noise : array_like, shape (m,) or scalars
-            Output variance :math:`s^2` and noise variance :math:`\\sigma^2`.
+            Output variance :math:`s^2` and noise variance :math:`\sigma^2`.
+        linear_variance : array_like, shape (m,) or scalar; required with ``linear``
+            :math:`v` of the linear kernel.
+        mean_constant : array_like, shape (m,) or scalar, optional
+            Prior mean :math:`c` with ``mean="constant"`` (default 0).
+
+        Raises
+        ------
+        ValueError
+            On non-positive scales, a noise below ``min_noise``, or a missing
+            ``linear_variance`` with ``linear``.
         """
         X, Y = self._check_xy(X, Y)
         n, d = X.shape
@@ -285,18 +426,30 @@ class BatchedExactGP:
         ls = np.broadcast_to(np.asarray(lengthscale, float), (m, d)).copy()
         os_ = np.broadcast_to(np.asarray(outputscale, float), (m,)).copy()
         noise = np.broadcast_to(np.asarray(noise, float), (m,)).copy()
-        if np.any(ls <= 0) or np.any(os_ <= 0) or np.any(noise < self.min_noise):
-            raise ValueError(f"length scales and output scales must be > 0 and noise >= "
-                             f"min_noise={self.min_noise}")
+        if self.linear and linear_variance is None:
+            raise ValueError("linear=True needs linear_variance")
+        lin = (np.broadcast_to(np.asarray(linear_variance, float), (m,)).copy()
+               if self.linear else None)
+        const = np.broadcast_to(np.asarray(0.0 if mean_constant is None else mean_constant,
+                                           float), (m,)).copy()
+        if (np.any(ls <= 0) or np.any(os_ <= 0) or np.any(noise < self.min_noise)
+                or (lin is not None and np.any(lin <= 0))):
+            raise ValueError(f"length scales, output scales and linear variances must be > 0 "
+                             f"and noise >= min_noise={self.min_noise}")
         self.X_train_, self.Y_train_ = X, Y
         self.lengthscale_, self.outputscale_, self.noise_ = ls, os_, noise
+        self.linear_variance_, self.mean_constant_ = lin, const
         batch = torch.Size([m])
         x = self._tensor(X).expand(m, n, d).contiguous()
         y = self._tensor(Y).T.contiguous()
-        model, likelihood = _build(x, y, batch, self.min_noise)
-        model.covar_module.base_kernel.lengthscale = self._tensor(ls)[:, None, :]
-        model.covar_module.outputscale = self._tensor(os_)
+        model, likelihood = self._build(x, y, batch)
+        model.matern.base_kernel.lengthscale = self._tensor(ls)[:, None, :]
+        model.matern.outputscale = self._tensor(os_)
         likelihood.noise = self._tensor(noise)[:, None]
+        if lin is not None:
+            model.linear.variance = self._tensor(lin)[:, None, None]
+        if self.mean == "constant":
+            model.mean_module.constant = self._tensor(const)
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
         model.train()
         likelihood.train()
@@ -307,62 +460,135 @@ class BatchedExactGP:
         self._model, self._likelihood = model, likelihood
         return self
 
-    def calibrate_amplitude(self, groups=None) -> np.ndarray:
-        r"""Set each output's amplitude by grouped leave-one-out cross-validation.
-
-        The posterior mean does not change when the output scale :math:`s^2` and the noise
-        :math:`\sigma^2` are multiplied by one factor :math:`c`, but every predictive variance
-        is. With :math:`A = K^{-1}` (the training covariance of one output) and
-        :math:`\alpha = A y`, leaving out the group :math:`G` gives in closed form the residual
-        :math:`r_G = y_G - \mu_{-G} = A_{GG}^{-1} \alpha_G` and its covariance
-        :math:`A_{GG}^{-1}` (Sundararajan & Keerthi 2001, by blocks). The factor that makes
-        these residuals unit-variance on average,
-
-        .. math::
-            c = \frac{\sum_G r_G^\top A_{GG}\, r_G}{\sum_G |G|}
-              = \frac{\sum_G \alpha_G^\top A_{GG}^{-1} \alpha_G}{n},
-
-        replaces the marginal-likelihood amplitude (output scale and noise are both multiplied
-        by :math:`c`, raised where needed to ``min_noise`` / :math:`\sigma^2` so that the noise
-        stays >= ``min_noise``). Groups are samples that are not
-        independent of each other (e.g. one shape at several conditions): leaving out a single
-        one of them would judge the model on near-duplicates of its own training data.
-
-        Parameters
-        ----------
-        groups : array_like of shape (n,), optional
-            Group label of each training sample; None: every sample its own group (ordinary
-            leave-one-out).
-
-        Returns
-        -------
-        ndarray, shape (m,)
-            The factors :math:`c` applied (> 1: the likelihood's intervals were too narrow).
-        """
+    def _check_fitted(self) -> None:
         if not hasattr(self, "_model"):
             raise ValueError("this BatchedExactGP is not fitted; call fit(X, Y) first")
+
+    # ------------------------------------------------------------------------ leave-one-out
+    def _precision(self) -> np.ndarray:
+        """:math:`A = K^{-1}` of every output, ``(m, n, n)``, from one Cholesky factor."""
+        n, m = self.Y_train_.shape
+        x = self._tensor(self.X_train_).expand(m, *self.X_train_.shape).contiguous()
+        with torch.no_grad(), exact_settings():
+            K = self._model.kernel(x).to_dense()
+            K = K + torch.diag_embed(self._tensor(self.noise_)[:, None].expand(m, n))
+            return torch.cholesky_inverse(torch.linalg.cholesky(K)).cpu().numpy()
+
+    def _loo_blocks(self, groups):
+        """Per group: its sample indices, residuals ``r_G`` ``(m, |G|)`` and their covariance
+        :math:`A_{GG}^{-1}` ``(m, |G|, |G|)``."""
+        self._check_fitted()
         n, m = self.Y_train_.shape
         labels = np.arange(n) if groups is None else np.asarray(groups)
         if labels.shape != (n,):
             raise ValueError(f"groups must have one label per training sample ({n}), got shape "
                              f"{labels.shape}")
-        x = self._tensor(self.X_train_).expand(m, *self.X_train_.shape).contiguous()
-        with torch.no_grad(), exact_settings():
-            K = self._model.covar_module(x).to_dense()
-            K = K + torch.diag_embed(self._tensor(self.noise_)[:, None].expand(m, n))
-            A = torch.cholesky_inverse(torch.linalg.cholesky(K)).cpu().numpy()  # (m, n, n)
-        alpha = np.einsum("mij,jm->mi", A, self.Y_train_)
-        total = np.zeros(m)
+        if np.unique(labels).size < 2:
+            raise ValueError("leave-one-group-out needs at least 2 groups; got 1")
+        A = self._precision()
+        alpha = np.einsum("mij,jm->mi", A, self.Y_train_ - self.mean_constant_)
         for g in np.unique(labels):
             idx = np.flatnonzero(labels == g)
-            a_gg = A[:, idx[:, None], idx[None, :]]  # (m, |G|, |G|)
-            r = np.linalg.solve(a_gg, alpha[:, idx, None])  # (m, |G|, 1)
-            total += np.einsum("mi,mi->m", alpha[:, idx], r[..., 0])
+            cov = np.linalg.inv(A[:, idx[:, None], idx[None, :]])  # (m, |G|, |G|)
+            yield idx, np.einsum("mij,mj->mi", cov, alpha[:, idx]), cov
+
+    def loo(self, groups=None) -> tuple[np.ndarray, np.ndarray]:
+        r"""Closed-form leave-one-(group-)out predictive distribution of every training sample.
+
+        Sample :math:`i` in group :math:`G` is predicted by the GP conditioned on all samples
+        outside :math:`G`, with the same hyperparameters:
+        :math:`\mu_{-G} = y_G - A_{GG}^{-1} \alpha_G` and variance
+        :math:`\operatorname{diag}(A_{GG}^{-1})` (noise included), :math:`A = K^{-1}`,
+        :math:`\alpha = A (y - c)`. Cost: one :math:`O(n^3)` inverse per output plus one
+        :math:`O(|G|^3)` inverse per group.
+
+        Parameters
+        ----------
+        groups : array_like of shape (n,), optional
+            Group label of each training sample; None: every sample its own group.
+
+        Returns
+        -------
+        mean, std : ndarray, shape (n, m)
+            Leave-out predictive mean and standard deviation of each training target.
+
+        Raises
+        ------
+        ValueError
+            If not fitted, on a wrong ``groups`` shape, or with fewer than 2 groups.
+        """
+        self._check_fitted()
+        n, m = self.Y_train_.shape
+        mean, var = np.empty((n, m)), np.empty((n, m))
+        for idx, r, cov in self._loo_blocks(groups):
+            mean[idx] = self.Y_train_[idx] - r.T
+            var[idx] = np.diagonal(cov, axis1=1, axis2=2).T
+        return mean, np.sqrt(var)
+
+    def calibrate_amplitude(self, groups=None, method: str = "marginal",
+                            level: float = 0.9) -> np.ndarray:
+        r"""Rescale each output's variances by leave-one-(group-)out cross-validation.
+
+        The posterior mean does not change when every kernel amplitude (:math:`s^2`, :math:`v`)
+        and the noise :math:`\sigma^2` are multiplied by one factor :math:`c`, but every
+        predictive variance is. The factor comes from the closed-form leave-out residuals
+        :math:`r_G = A_{GG}^{-1}\alpha_G` (covariance :math:`C_G = A_{GG}^{-1}`, see
+        :meth:`loo`):
+
+        * ``"marginal"`` (default): per-sample z-scores :math:`z_i = r_i / \sqrt{(C_G)_{ii}}`
+          get unit variance, :math:`c = \frac1n \sum_i z_i^2` (:func:`variance_factor`): the
+          per-sample intervals that :meth:`predict` reports are what is calibrated;
+        * ``"conformal"``: the ``level`` quantile of :math:`|z_i|` is matched,
+          :math:`c = (\hat q / z_{(1+\text{level})/2})^2` (:func:`variance_factor`);
+        * ``"joint"``: the groups' whitened residuals get unit variance on average,
+          :math:`c = \sum_G r_G^\top C_G^{-1} r_G / n`: the right scale for the joint
+          distribution of a whole group, but it shrinks per-sample intervals when the members
+          of a group err together.
+
+        The factor is raised where needed to ``min_noise`` / :math:`\sigma^2` so that the noise
+        stays >= ``min_noise``. Groups are samples that are not independent of each other (e.g.
+        one shape at several conditions): leaving out a single one of them would judge the model
+        on near-duplicates of its own training data.
+
+        Parameters
+        ----------
+        groups : array_like of shape (n,), optional
+            Group label of each training sample; None: ordinary leave-one-out.
+        method : {"marginal", "conformal", "joint"}, default "marginal"
+        level : float, default 0.9
+            Coverage matched by ``"conformal"``.
+
+        Returns
+        -------
+        ndarray, shape (m,)
+            The factors :math:`c` applied (> 1: the likelihood's intervals were too narrow).
+
+        Raises
+        ------
+        ValueError
+            If not fitted, on a bad ``groups`` or ``method``, or with too few samples for a
+            conformal ``level``.
+        """
+        if method not in CALIBRATION_METHODS:
+            raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
+        self._check_fitted()
+        n, m = self.Y_train_.shape
+        if method == "joint":
+            total = np.zeros(m)
+            for _, r, cov in self._loo_blocks(groups):
+                total += np.einsum("mi,mi->m", r, np.linalg.solve(cov, r[..., None])[..., 0])
+            factor = total / n
+        else:
+            mean, std = self.loo(groups)
+            factor = variance_factor(self.Y_train_ - mean, std, method, level)
         # a factor may not push the noise below min_noise: it is raised to min_noise / sigma^2
-        # there, so that output scale and noise keep their ratio and the mean stays the same
-        factor = np.maximum(total / n, self.min_noise / self.noise_)
-        self.set_hyperparameters(self.X_train_, self.Y_train_, self.lengthscale_,
-                                 self.outputscale_ * factor, self.noise_ * factor)
+        # there, so that amplitudes and noise keep their ratio and the mean stays the same
+        factor = np.maximum(factor, self.min_noise / self.noise_)
+        self.set_hyperparameters(
+            self.X_train_, self.Y_train_, self.lengthscale_, self.outputscale_ * factor,
+            self.noise_ * factor, mean_constant=self.mean_constant_,
+            linear_variance=None if self.linear_variance_ is None
+            else self.linear_variance_ * factor)
         return factor
 
     # ----------------------------------------------------------------------------- predict
@@ -383,8 +609,7 @@ class BatchedExactGP:
         std : ndarray, shape (q, m)
             Only when ``return_std``.
         """
-        if not hasattr(self, "_model"):
-            raise ValueError("this BatchedExactGP is not fitted; call fit(X, Y) first")
+        self._check_fitted()
         X = np.asarray(X, dtype=float)
         d = self.X_train_.shape[1]
         if X.ndim != 2 or X.shape[1] != d:
@@ -405,12 +630,22 @@ class BatchedExactGP:
     # ---------------------------------------------------------------------------- arrays
     def get_arrays(self) -> dict[str, np.ndarray]:
         """Training data and hyperparameters as plain arrays (for ``np.savez``)."""
-        return {"X": self.X_train_, "Y": self.Y_train_, "lengthscale": self.lengthscale_,
-                "outputscale": self.outputscale_, "noise": self.noise_}
+        arrays = {"X": self.X_train_, "Y": self.Y_train_, "lengthscale": self.lengthscale_,
+                  "outputscale": self.outputscale_, "noise": self.noise_}
+        if self.linear_variance_ is not None:
+            arrays["linear_variance"] = self.linear_variance_
+        if self.mean == "constant":
+            arrays["mean_constant"] = self.mean_constant_
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], **kwargs) -> BatchedExactGP:
-        """Rebuild a conditioned GP from :meth:`get_arrays` output."""
+        """Rebuild a conditioned GP from :meth:`get_arrays` output (``linear`` and ``mean``
+        follow the arrays present unless given)."""
+        kwargs.setdefault("linear", "linear_variance" in arrays)
+        kwargs.setdefault("mean", "constant" if "mean_constant" in arrays else "zero")
         gp = cls(**kwargs)
         return gp.set_hyperparameters(arrays["X"], arrays["Y"], arrays["lengthscale"],
-                                      arrays["outputscale"], arrays["noise"])
+                                      arrays["outputscale"], arrays["noise"],
+                                      linear_variance=arrays.get("linear_variance"),
+                                      mean_constant=arrays.get("mean_constant"))

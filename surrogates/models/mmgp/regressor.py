@@ -1,82 +1,10 @@
-r"""Mesh-morphing Gaussian-process regression (MMGP) for fields and scalars on varying meshes.
+r"""The MMGP regressor: fit (morph, transfer, POD, GPs) and predict with closed-form std.
 
-MMGP [1]_ learns a map from a geometry (a mesh) plus scalar inputs to scalar outputs and to point
-fields on that mesh, with calibrated Gaussian uncertainty, when every sample lives on a different
-mesh (different node counts and connectivity).
-
-Pipeline of :meth:`MMGPRegressor.fit`
--------------------------------------
-1. **Common support.** One mesh (by default the first training mesh) is the *support*. For every
-   sample mesh :math:`\mathcal M_i` the morpher maps the support onto it,
-   ``morpher.morph(support, mesh_i).points`` :math:`= Z_i \in \mathbb R^{n_s \times d}`: the support
-   nodes placed in sample ``i``'s geometry. These morphed coordinates are the shape descriptor.
-2. **Field transfer.** Each field :math:`u_i` (nodal values on :math:`\mathcal M_i`) is carried to
-   the morphed support nodes with the P1 transfer matrix :math:`T_i` =
-   ``transfer(mesh_i, Z_i)`` (:math:`n_s \times n_i`, rows sum to 1): :math:`\tilde u_i = T_i u_i`.
-   All fields now share one node numbering.
-3. **POD.** Snapshots (the flattened :math:`Z_i`, and each field's :math:`\tilde u_i`) are
-   compressed by a centred PCA in the :math:`L^2(\Omega_s)` inner product of the support:
-   with the lumped P1 mass :math:`w_j = \sum_{e \ni j} |e| / (\text{nodes of } e)` (triangles
-   ``|e|/3``, tetrahedra ``|e|/4``, quadrilaterals and hexahedra split into simplices), snapshots
-   are scaled column-wise by :math:`\sqrt{w_j}` before the SVD, so the modes are
-   :math:`M`-orthonormal and mode energies are integrals over the support. With
-   ``mass_weighted=False`` all weights are 1 (plain scikit-learn-like PCA). The lumped (diagonal)
-   mass is used instead of the consistent one so that the square-root weighting is exact and cheap.
-   The number of modes is the smallest that explains ``shape_variance`` (``field_variance``) of
-   the weighted variance, unless given explicitly. Unlike the reference code [1]_, the POD is
-   centred on the training mean.
-4. **GPs.** Inputs: shape-mode coefficients and scalar inputs, each standardised with the training
-   mean and standard deviation. Outputs: each scalar and each field-mode coefficient, standardised.
-   **One independent GP per output** (every scalar and every field mode has its own anisotropic
-   Matern-5/2 kernel and noise variance), fitted together as one GPyTorch batch with the
-   restarts (:class:`surrogates.models.gp.BatchedExactGP`, exact Cholesky, float64 by default).
-
-Offline/online morphing: a morpher may define ``morph_offline`` (used for the training meshes)
-and ``set_reduced_basis(support, mean, modes)``; after the shape POD of step 3 (and after
-:meth:`MMGPRegressor.load`) it receives that POD's mean and modes and morphs new meshes in their
-span (:class:`meshes.morph_elasticity.ReducedElasticityMorpher`: seconds of elasticity solves
-offline, milliseconds online). The GP inputs of the training samples then come from their own
-online morphs too, so that training and new shapes are described the same way (the offline
-morphs build the basis and carry the fields to the support).
-
-Prediction and uncertainty
---------------------------
-For a query mesh :math:`\mathcal M` the support is morphed onto it (coordinates :math:`Z`), its
-shape coefficients and the scalar inputs go through the GPs, a field is decoded on the morphed
-support, :math:`\tilde u = \bar u + \sum_k a_k \phi_k`, and interpolated back onto the query nodes
-with :math:`B` = ``transfer(support mesh with points Z, query points)``. Decoding and transfer are
-linear, so with the mode coefficients treated as **independent** Gaussians (they come from
-independent GPs; their posterior cross-covariances are ignored, which is exact only if the modes'
-GPs are independent a priori, the modelling assumption here) the nodal variance is, in closed form,
-
-.. math::
-
-    \operatorname{Var}[u(x_j)] = \sum_k \left(B \phi_k\right)_j^2 \operatorname{Var}[a_k]
-        \;\; \left( + \sum_l B_{jl}^2 \, \varepsilon_l \right),
-
-with :math:`\operatorname{Var}[a_k]` the GP predictive variance including its learned noise. The
-second term (``truncation_nugget=True``, the default) is a *reconstruction nugget*: the part of the
-error the mode GPs cannot see, namely POD truncation and the transfer to the support and back. On
-every training sample the whole linear pipeline is applied to the true field,
-:math:`r_i = u_i - B_i\,\mathrm{dec}(\mathrm{enc}(T_i u_i))`, and the squared nodal residuals are
-carried to the support and averaged, :math:`\varepsilon = \frac1n \sum_i T_i r_i^2`; at a query it
-is interpolated, :math:`(B\varepsilon)_j`, as an independent nodal variance. Being an in-sample
-estimate (the POD was fitted on these snapshots) it slightly underestimates the truncation error of
-new samples. No Monte Carlo is needed; :meth:`MMGPRegressor.sample_y` draws samples the same way
-for checks.
-
-References
-----------
-.. [1] F. Casenave, B. Staber and X. Roynard, "MMGP: a Mesh Morphing Gaussian Process-based
-   machine learning method for regression of physical problems under non-parameterized
-   geometrical variability", NeurIPS 2023.
+See :mod:`surrogates.models.mmgp` for the pipeline and its uncertainty model.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -90,205 +18,26 @@ from tqdm.auto import tqdm
 
 from meshes.morph import mesh_key
 from surrogates.models.gp import BatchedExactGP
+from surrogates.models.mmgp import persist
+from surrogates.models.mmgp.nugget import fit_nugget_data
+from surrogates.models.mmgp.pca import WeightedPCA, lumped_mass
+from surrogates.models.mmgp.plumbing import (
+    _cell_data_of,
+    _cells_of,
+    _default_morpher,
+    _default_transfer,
+    _safe_scale,
+)
 
-__all__ = ["MMGPRegressor", "WeightedPCA", "lumped_mass"]
+__all__ = ["MMGPRegressor"]
 
-_FORMAT_VERSION = 1
-
-
-# ------------------------------------------------------------------------------------ geometry
-def _measure_simplices(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
-    """Length / area / volume of simplices given by node indices (any embedding dimension)."""
-    p = points[simplices]  # (n_cells, k + 1, D)
-    edges = p[:, 1:, :] - p[:, :1, :]  # (n_cells, k, D)
-    k = edges.shape[1]
-    gram = np.einsum("cid,cjd->cij", edges, edges)
-    det = np.clip(np.linalg.det(gram), 0.0, None)
-    factorial = [1.0, 1.0, 2.0, 6.0][k]
-    return np.sqrt(det) / factorial
-
-
-_SPLITS = {
-    "line": np.array([[0, 1]]),
-    "triangle": np.array([[0, 1, 2]]),
-    "quad": np.array([[0, 1, 2], [0, 2, 3]]),
-    "tetra": np.array([[0, 1, 2, 3]]),
-    "hexahedron": np.array([[0, 1, 3, 4], [1, 2, 3, 6], [1, 4, 5, 6], [3, 4, 6, 7],
-                            [1, 3, 4, 6]]),
-}
-_DIM = {"line": 1, "triangle": 2, "quad": 2, "tetra": 3, "hexahedron": 3}
+#: ``calibration`` -> the method of :meth:`BatchedExactGP.calibrate_amplitude`
+CALIBRATIONS = {"group-loo": "marginal", "group-conformal": "conformal",
+                "group-joint": "joint", None: None}
+#: accepted values of ``truncation_nugget``
+NUGGET_MODES = (True, "query", "constant", False, None)
 
 
-def lumped_mass(mesh: meshio.Mesh) -> np.ndarray:
-    r"""Row-sum lumped P1 mass of a mesh: :math:`w_j = \sum_{e \ni j} |e| / n_e`.
-
-    Only the cells of the highest topological dimension present are used (a 2-D mesh's boundary
-    lines are ignored). Quadrilaterals and hexahedra are split into simplices for their measure,
-    which is exact for parallelograms and parallelepipeds. For P1 simplices this equals the row sums
-    of the consistent mass matrix.
-
-    Parameters
-    ----------
-    mesh : meshio.Mesh
-
-    Returns
-    -------
-    ndarray, shape (n_points,)
-        Non-negative nodal weights summing to the mesh's measure. Nodes in no cell get weight 0.
-
-    Raises
-    ------
-    ValueError
-        If the mesh has no line, triangle, quad, tetra or hexahedron cells.
-    """
-    points = np.asarray(mesh.points, dtype=float)
-    blocks = [(c.type, np.asarray(c.data)) for c in mesh.cells if c.type in _SPLITS]
-    if not blocks:
-        types = sorted({c.type for c in mesh.cells})
-        raise ValueError(f"lumped_mass supports line/triangle/quad/tetra/hexahedron cells; the "
-                         f"mesh has {types}. Use mass_weighted=False for other cell types.")
-    top = max(_DIM[t] for t, _ in blocks)
-    w = np.zeros(len(points))
-    for cell_type, cells in blocks:
-        if _DIM[cell_type] != top:
-            continue
-        n_nodes = cells.shape[1]
-        measure = np.zeros(len(cells))
-        for split in _SPLITS[cell_type]:
-            measure += _measure_simplices(points, cells[:, split])
-        np.add.at(w, cells.ravel(), np.repeat(measure / n_nodes, n_nodes))
-    return w
-
-
-class WeightedPCA:
-    r"""Centred PCA in a weighted inner product :math:`\langle x, y \rangle = \sum_j w_j x_j y_j`.
-
-    Snapshots :math:`X` (``(n, p)``) are centred and scaled by :math:`\sqrt{w}`:
-    :math:`\hat X = (X - \bar x)\,\mathrm{diag}(\sqrt w) = U S V^\top`. The coefficients of a
-    snapshot are :math:`a = ((x - \bar x) \odot \sqrt w) V_{:, :K}` and decoding is linear,
-    :math:`x = \bar x + a D` with :math:`D = V_{:, :K}^\top \mathrm{diag}(1/\sqrt w)`
-    (``decoder_``). With all weights 1 this is ordinary PCA (scikit-learn's, without whitening).
-
-    Parameters
-    ----------
-    weights : ndarray, shape (p,)
-        Positive weights.
-    variance : float
-        Keep the fewest modes explaining at least this fraction of the weighted variance.
-    n_modes : int or None
-        Fixed number of modes instead (capped at ``n - 1``).
-    """
-
-    def __init__(self, weights: np.ndarray, variance: float = 0.999, n_modes: int | None = None):
-        self.weights = np.asarray(weights, dtype=float)
-        self.variance = variance
-        self.n_modes = n_modes
-
-    def fit(self, X: np.ndarray) -> WeightedPCA:
-        X = np.asarray(X, dtype=float)
-        if np.any(self.weights <= 0):
-            raise ValueError("PCA weights must be > 0; a node with zero lumped mass is in no cell")
-        self.sqrt_w_ = np.sqrt(self.weights)
-        self.mean_ = X.mean(axis=0)
-        Xw = (X - self.mean_) * self.sqrt_w_
-        _, s, vt = np.linalg.svd(Xw, full_matrices=False)
-        energy = s**2
-        total = float(energy.sum())
-        self.explained_variance_ = energy / max(X.shape[0] - 1, 1)
-        self.explained_variance_ratio_ = energy / total if total > 0 else np.zeros_like(energy)
-        max_modes = min(X.shape[0] - 1, len(s))
-        if self.n_modes is not None:
-            k = min(int(self.n_modes), max_modes)
-        elif total <= 1e-14 * max(float(np.sum(self.mean_**2 * self.weights)), 1e-300):
-            k = 0  # no variability at all (e.g. every sample has the same shape)
-        else:
-            cum = np.cumsum(self.explained_variance_ratio_)
-            k = min(int(np.searchsorted(cum, float(self.variance) - 1e-12) + 1), max_modes)
-        self.n_components_ = k
-        self.components_ = vt[:k]  # rows: M-orthonormal modes in the sqrt(w)-scaled space
-        self.decoder_ = self.components_ / self.sqrt_w_
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        return ((X - self.mean_) * self.sqrt_w_) @ self.components_.T
-
-    def inverse_transform(self, A: np.ndarray) -> np.ndarray:
-        return self.mean_ + np.asarray(A, dtype=float) @ self.decoder_
-
-    def get_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}weights": self.weights, f"{prefix}mean": self.mean_,
-                f"{prefix}components": self.components_,
-                f"{prefix}explained_variance_ratio": self.explained_variance_ratio_}
-
-    @classmethod
-    def from_arrays(cls, arrays, prefix: str) -> WeightedPCA:
-        pca = cls(arrays[f"{prefix}weights"])
-        pca.sqrt_w_ = np.sqrt(pca.weights)
-        pca.mean_ = arrays[f"{prefix}mean"]
-        pca.components_ = arrays[f"{prefix}components"]
-        pca.explained_variance_ratio_ = arrays[f"{prefix}explained_variance_ratio"]
-        pca.n_components_ = pca.components_.shape[0]
-        pca.decoder_ = pca.components_ / pca.sqrt_w_
-        return pca
-
-
-# ------------------------------------------------------------------------------ morpher plumbing
-def _default_morpher():
-    from meshes.morph import RBFMorpher
-
-    return RBFMorpher()
-
-
-def _default_transfer(mesh, points):
-    from meshes.transfer import transfer_matrix
-
-    return transfer_matrix(mesh, points)
-
-
-def _qualname(obj) -> str:
-    target = obj if callable(obj) and not hasattr(obj, "morph") else type(obj)
-    return f"{target.__module__}:{target.__qualname__}"
-
-
-def _import(name: str):
-    module, _, qual = name.partition(":")
-    obj = importlib.import_module(module)
-    for part in qual.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _json_kwargs(obj) -> dict:
-    """Constructor keyword arguments of a morpher, as far as they are JSON-serialisable."""
-    if hasattr(obj, "get_params"):
-        raw = obj.get_params()
-    elif dataclasses.is_dataclass(obj):
-        raw = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
-    else:
-        raw = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-    out = {}
-    for key, value in raw.items():
-        try:
-            json.dumps(value)
-        except TypeError:
-            continue
-        out[key] = value
-    return out
-
-
-def _cells_of(mesh: meshio.Mesh) -> list[tuple[str, np.ndarray]]:
-    return [(c.type, np.asarray(c.data)) for c in mesh.cells]
-
-
-def _cell_data_of(mesh: meshio.Mesh) -> dict[str, list[np.ndarray]]:
-    """The mesh's numeric cell data (e.g. the boundary tags the morphers read), one array per
-    cell block."""
-    return {name: [np.asarray(a) for a in blocks] for name, blocks in mesh.cell_data.items()
-            if all(np.asarray(a).dtype.kind in "biuf" for a in blocks)}
-
-
-# ------------------------------------------------------------------------------------ regressor
 class MMGPRegressor:
     r"""Mesh-morphing GP regressor: meshes + scalar inputs -> scalars and point fields, with std.
 
@@ -321,22 +70,29 @@ class MMGPRegressor:
         Default: ``meshes.transfer.transfer_matrix``.
     n_field_modes : int or None
         Fixed number of modes per field instead of ``field_variance``.
-    truncation_nugget : bool, default True
-        Add the reconstruction nugget (POD truncation and transfer round-trip error, see the
-        module docstring) to the field variances. Without it the field std only reflects the GP
-        uncertainty of the mode coefficients, which is over-confident once the coefficients are
-        well learned.
+    truncation_nugget : {True, "query", "constant", False}, default True
+        Add the reconstruction nugget (POD truncation and transfer round-trip error,
+        :mod:`surrogates.models.mmgp.nugget`) to the field variances. True or ``"query"``: its
+        amplitude depends on the query through a GP on the training samples' out-of-sample
+        residual energies; ``"constant"``: the in-sample mean of earlier versions, the same for
+        every query (its correlation with the error was 0.11); False: none, the field std then
+        only reflects the GP uncertainty of the mode coefficients, which is over-confident
+        once the coefficients are well learned. It can be changed after fitting.
     optimizer : {"adam", "lbfgs"}, default "adam"
     lr : float, default 0.1
         Adam learning rate (log-hyperparameters).
-    calibration : {"group-loo", None}, default "group-loo"
-        ``"group-loo"``: after the marginal-likelihood fit, each GP's amplitude (output scale
-        and noise together; the mean does not change) is set by leave-one-group-out
-        cross-validation in closed form (:meth:`surrogates.models.gp.BatchedExactGP.calibrate_amplitude`),
-        a group being the samples on one mesh (:func:`meshes.morph.mesh_key`: one shape at
-        several conditions). The likelihood sees shape-descriptor errors (mesh-to-mesh
-        differences in the morphing) only as signal, and its intervals came out too narrow on
-        held-out shapes. None: the likelihood's amplitudes.
+    calibration : {"group-loo", "group-conformal", "group-joint", None}, default "group-loo"
+        After the marginal-likelihood fit, each GP's amplitude (kernel and noise variances
+        together; the mean does not change) is set by leave-one-group-out cross-validation in
+        closed form (:meth:`surrogates.models.gp.BatchedExactGP.calibrate_amplitude`), a group
+        being the samples on one mesh (:func:`meshes.morph.mesh_key`: one shape at several
+        conditions). The likelihood sees shape-descriptor errors (mesh-to-mesh differences in
+        the morphing) only as signal, and its intervals came out too narrow on held-out shapes.
+        ``"group-loo"``: the per-sample leave-out z-scores get unit variance (method
+        ``"marginal"``); ``"group-conformal"``: their 90 % quantile is matched (``"conformal"``);
+        ``"group-joint"``: each group's whitened residuals get unit variance on average (the
+        default of earlier versions; it shrank the per-sample intervals of lift by 0.74 when the
+        conditions of a shape err together). None: the likelihood's amplitudes.
 
     Attributes
     ----------
@@ -348,6 +104,13 @@ class MMGPRegressor:
     fit_seconds_ : float
     amplitude_factor_ : ndarray, shape (n_outputs,)
         Factor of each GP's variance from ``calibration`` (1 without).
+    nugget_gp_ : surrogates.models.gp.BatchedExactGP or None
+        GP of the standardised log residual energy of each field (columns in
+        ``field_names_`` order); None when there are no fields or no nugget.
+    field_nugget_ : dict[str, ndarray]
+        Constant nugget :math:`\bar q` per field, ``(n_support, c)``.
+    field_nugget_pattern_ : dict[str, ndarray]
+        Unit-integral nugget pattern :math:`\bar p` per field, ``(n_support, c)``.
     morph_seconds_ : ndarray, shape (n_unique_train_meshes,)
         Seconds per training morph. Samples that share a mesh (identical node coordinates and
         cells, e.g. one shape at several angles of attack) are morphed, and their transfer
@@ -362,7 +125,7 @@ class MMGPRegressor:
                  kernel: str = "matern52", n_restarts: int = 5, seed: int = 0,
                  dtype: torch.dtype = torch.float64, max_iter: int = 200,
                  transfer: Callable | None = None, n_field_modes: int | None = None,
-                 truncation_nugget: bool = True, optimizer: str = "adam", lr: float = 0.1,
+                 truncation_nugget: bool | str = True, optimizer: str = "adam", lr: float = 0.1,
                  calibration: str | None = "group-loo"):
         self.morpher = morpher
         self.reference = reference
@@ -390,6 +153,18 @@ class MMGPRegressor:
 
     def _transfer(self) -> Callable:
         return self.transfer if self.transfer is not None else _default_transfer
+
+    def _nugget_mode(self) -> str | None:
+        """``"query"``, ``"constant"`` or None, from ``truncation_nugget`` (``"query"`` needs
+        the nugget GP, which models of format version 1 lack)."""
+        if self.truncation_nugget not in NUGGET_MODES:
+            raise ValueError(f"truncation_nugget must be one of {NUGGET_MODES}, got "
+                             f"{self.truncation_nugget!r}")
+        if not self.truncation_nugget:
+            return None
+        if self.truncation_nugget == "constant" or getattr(self, "nugget_gp_", None) is None:
+            return "constant"
+        return "query"
 
     def _gp_kwargs(self) -> dict:
         return {"n_restarts": self.n_restarts, "max_iter": self.max_iter, "seed": self.seed,
@@ -535,8 +310,10 @@ class MMGPRegressor:
         t_start = time.perf_counter()
         if self.kernel != "matern52":
             raise ValueError(f"kernel must be 'matern52', got {self.kernel!r}")
-        if self.calibration not in ("group-loo", None):
-            raise ValueError(f"calibration must be 'group-loo' or None, got {self.calibration!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {sorted(CALIBRATIONS, key=str)}, got "
+                             f"{self.calibration!r}")
+        self._nugget_mode()  # checks the value
         meshes, inputs = self._check_meshes_inputs(meshes, inputs)
         if len(meshes) < 3:
             raise ValueError(f"need at least 3 training meshes, got {len(meshes)}")
@@ -574,6 +351,8 @@ class MMGPRegressor:
         self.field_pca_: dict[str, WeightedPCA] = {}
         self.field_components_: dict[str, int] = {}
         self.field_nugget_: dict[str, np.ndarray] = {}
+        self.field_nugget_pattern_: dict[str, np.ndarray] = {}
+        log_energies = []
         targets, self.output_slices_ = [], {}
         start = 0
         for name, value in scalars.items():
@@ -602,15 +381,14 @@ class MMGPRegressor:
             pca = WeightedPCA(np.repeat(node_w, c), self.field_variance,
                               self.n_field_modes).fit(snaps)
             coef = pca.transform(snaps)
-            nugget = np.zeros((n_s, c))
             if self.truncation_nugget:
-                # residual of the whole linear pipeline (transfer, POD truncation, transfer
-                # back) at each training mesh's nodes, squared and carried to the support
-                recon = pca.inverse_transform(coef)
-                for T, B, a, r in zip(to_support, back, arrays, recon, strict=True):
-                    resid = a.reshape(-1, c) - np.asarray(B @ r.reshape(n_s, c))
-                    nugget += np.asarray(T @ resid**2) / n
-            self.field_nugget_[name] = nugget
+                nugget = fit_nugget_data(arrays, to_support, back, pca, snaps, node_w, keys,
+                                         self.seed)
+                self.field_nugget_[name] = nugget.constant
+                self.field_nugget_pattern_[name] = nugget.pattern
+                log_energies.append(nugget.log_energy)
+            else:
+                self.field_nugget_[name] = np.zeros((n_s, c))
             self.field_pca_[name] = pca
             self.field_components_[name] = c
             targets.append(coef)
@@ -638,8 +416,15 @@ class MMGPRegressor:
                              "there are no scalar outputs")
         self.gp_ = BatchedExactGP(**self._gp_kwargs()).fit(X, (Y - self.y_mean_) / self.y_scale_)
         self.amplitude_factor_ = np.ones(Y.shape[1])
-        if self.calibration == "group-loo":
-            self.amplitude_factor_ = self.gp_.calibrate_amplitude(keys)
+        if self.calibration is not None:
+            self.amplitude_factor_ = self.gp_.calibrate_amplitude(
+                keys, method=CALIBRATIONS[self.calibration])
+        self.nugget_gp_ = None
+        if log_energies:
+            E = np.stack(log_energies, axis=1)
+            self.nugget_mean_, self.nugget_scale_ = E.mean(axis=0), _safe_scale(E.std(axis=0))
+            self.nugget_gp_ = BatchedExactGP(**self._gp_kwargs()).fit(
+                X, (E - self.nugget_mean_) / self.nugget_scale_)
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
 
@@ -650,7 +435,8 @@ class MMGPRegressor:
 
     def _latent(self, meshes, inputs):
         """Per query: the meshes, their back-transfer matrices (one per distinct mesh), the GP
-        mean/std of all outputs in physical units."""
+        mean/std of all outputs in physical units, and the support nugget of each field
+        (``name -> (q, n_s, c)``, zeros without a nugget)."""
         self._check_fitted()
         meshes, inputs = self._check_meshes_inputs(meshes, inputs, self.n_inputs_)
         keys = [mesh_key(m) for m in meshes]
@@ -662,7 +448,23 @@ class MMGPRegressor:
             if key not in built:
                 built[key] = self._back_transfer(mesh, z)
         backs = [built[k] for k in keys]
-        return meshes, backs, mean * self.y_scale_ + self.y_mean_, std * self.y_scale_
+        return (meshes, backs, mean * self.y_scale_ + self.y_mean_, std * self.y_scale_,
+                self._nuggets(X))
+
+    def _nuggets(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        r"""Support nugget of each field at standardised GP inputs ``X`` (``(q, d)``):
+        :math:`E(x)\, ar p` with :math:`E = e^{\mu + v/2}` from the nugget GP (``"query"``),
+        :math:`ar q` (``"constant"``) or 0, each ``(q, n_s, c)``."""
+        mode = self._nugget_mode()
+        if mode == "query":
+            mu, sd = self.nugget_gp_.predict(X, return_std=True)
+            energy = np.exp(mu * self.nugget_scale_ + self.nugget_mean_
+                            + 0.5 * (sd * self.nugget_scale_) ** 2)  # (q, n_fields)
+            return {name: energy[:, j, None, None] * self.field_nugget_pattern_[name][None]
+                    for j, name in enumerate(self.field_names_)}
+        scale = 0.0 if mode is None else 1.0
+        return {name: np.repeat(scale * self.field_nugget_[name][None], len(X), axis=0)
+                for name in self.field_names_}
 
     def _back_transfer(self, mesh, z) -> sp.csr_matrix:
         B = sp.csr_matrix(self._transfer()(self._support_mesh(z), np.asarray(mesh.points, float)))
@@ -694,7 +496,7 @@ class MMGPRegressor:
         ValueError
             If not fitted, or on mismatched ``meshes``/``inputs``.
         """
-        meshes, backs, mean, std = self._latent(meshes, inputs)
+        meshes, backs, mean, std, nuggets = self._latent(meshes, inputs)
         var = std**2
         out_mean, out_std = {}, {}
         for name in self.scalar_names_:
@@ -714,8 +516,7 @@ class MMGPRegressor:
                     v = np.zeros((len(mesh.points), c))
                     for k in range(b - a):
                         v += np.asarray(B @ modes[k]) ** 2 * var[i, a + k]
-                    if self.truncation_nugget:
-                        v += np.asarray(B @ self.field_nugget_[name])
+                    v += np.asarray(B @ nuggets[name][i])
                     s = np.sqrt(v)
                     stds.append(s[:, 0] if c == 1 else s)
             out_mean[name] = means
@@ -729,8 +530,8 @@ class MMGPRegressor:
 
         Each output's coefficient is drawn from its marginal GP predictive Gaussian, independently
         across outputs and queries (the same assumption as the closed-form std of
-        :meth:`predict`), then decoded and transferred like the mean; with ``truncation_nugget``
-        independent nodal noise of the reconstruction-nugget variance is added.
+        :meth:`predict`), then decoded and transferred like the mean; independent nodal noise
+        of the query's reconstruction-nugget variance is added (none without a nugget).
 
         Returns
         -------
@@ -738,7 +539,7 @@ class MMGPRegressor:
             ``name -> (n_samples, n)`` for scalars; ``name -> list of (n_samples, n_nodes_i[, c])``
             for fields.
         """
-        meshes, backs, mean, std = self._latent(meshes, inputs)
+        meshes, backs, mean, std, nuggets = self._latent(meshes, inputs)
         rng = np.random.default_rng(seed)
         draws = mean[None] + std[None] * rng.standard_normal((n_samples, *mean.shape))
         out = {}
@@ -753,45 +554,16 @@ class MMGPRegressor:
                 sup = pca.inverse_transform(draws[:, i, a:b])  # (S, n_s * c)
                 sup = sup.reshape(n_samples, n_s, c).transpose(1, 0, 2).reshape(n_s, -1)
                 u = np.asarray(B @ sup).reshape(len(mesh.points), n_samples, c).transpose(1, 0, 2)
-                if self.truncation_nugget:
-                    nug = np.sqrt(np.asarray(B @ self.field_nugget_[name]))  # (n_nodes, c)
-                    u = u + nug[None] * rng.standard_normal(u.shape)
+                nug = np.sqrt(np.asarray(B @ nuggets[name][i]))  # (n_nodes, c)
+                u = u + nug[None] * rng.standard_normal(u.shape)
                 samples.append(u[..., 0] if c == 1 else u)
             out[name] = samples
         return out
 
     # -------------------------------------------------------------------------- save / load
-    def _config(self) -> dict:
-        morpher = self._morpher()
-        return {
-            "format_version": _FORMAT_VERSION,
-            "class": "MMGPRegressor",
-            "params": {"reference": (None if isinstance(self.reference, meshio.Mesh)
-                                     else int(self.reference)),
-                       "n_shape_modes": self.n_shape_modes, "field_variance": self.field_variance,
-                       "shape_variance": self.shape_variance, "mass_weighted": self.mass_weighted,
-                       "kernel": self.kernel, "n_restarts": self.n_restarts, "seed": self.seed,
-                       "dtype": str(self.dtype).removeprefix("torch."),
-                       "max_iter": self.max_iter, "n_field_modes": self.n_field_modes,
-                       "truncation_nugget": self.truncation_nugget, "optimizer": self.optimizer,
-                       "lr": self.lr, "calibration": self.calibration},
-            "morpher": {"name": _qualname(morpher), "kwargs": _json_kwargs(morpher)},
-            "transfer": _qualname(self._transfer()),
-            "scalar_names": self.scalar_names_,
-            "field_names": self.field_names_,
-            "field_components": self.field_components_,
-            "output_slices": {k: list(v) for k, v in self.output_slices_.items()},
-            "n_inputs": self.n_inputs_,
-            "shape_dim": self.shape_dim_,
-            "support_cell_types": [t for t, _ in self.support_cells_],
-            "support_cell_data": sorted(self.support_cell_data_),
-            "fit_seconds": self.fit_seconds_,
-            "morph_seconds": self.morph_seconds_.tolist(),
-            "amplitude_factor": self.amplitude_factor_.tolist(),
-        }
-
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model to a folder: ``config.json`` and ``arrays.npz`` (no pickle).
+        """Write the fitted model to a folder: ``config.json`` and ``arrays.npz`` (no pickle;
+        :mod:`surrogates.models.mmgp.persist`).
 
         The morpher and the transfer function are recorded by import name (and the morpher's
         JSON-serialisable attributes as keyword arguments); :meth:`load` rebuilds them from there
@@ -802,30 +574,12 @@ class MMGPRegressor:
         pathlib.Path
             The folder.
         """
-        self._check_fitted()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"support_points": np.asarray(self.support_.points, float),
-                  "node_weights": self.node_weights_, "x_mean": self.x_mean_,
-                  "x_scale": self.x_scale_, "y_mean": self.y_mean_, "y_scale": self.y_scale_}
-        for i, (_, cells) in enumerate(self.support_cells_):
-            arrays[f"support_cells_{i}"] = cells
-        for name, blocks in self.support_cell_data_.items():
-            for i, block in enumerate(blocks):
-                arrays[f"support_cell_data_{name}_{i}"] = block
-        arrays.update(self.shape_pca_.get_arrays("shape_"))
-        for j, name in enumerate(self.field_names_):
-            arrays.update(self.field_pca_[name].get_arrays(f"field{j}_"))
-            arrays[f"field{j}_nugget"] = self.field_nugget_[name]
-        arrays.update({f"gp_{k}": v for k, v in self.gp_.get_arrays().items()})
-        np.savez(folder / "arrays.npz", **arrays)
-        (folder / "config.json").write_text(json.dumps(self._config(), indent=2))
-        return folder
+        return persist.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, morpher=None, transfer: Callable | None = None
              ) -> MMGPRegressor:
-        """Rebuild a model written by :meth:`save`.
+        """Rebuild a model written by :meth:`save` (:func:`surrogates.models.mmgp.persist.load`).
 
         Parameters
         ----------
@@ -845,67 +599,4 @@ class MMGPRegressor:
             On an unknown format version, or a recorded morpher/transfer that cannot be imported
             when none is given.
         """
-        folder = Path(path)
-        for name in ("config.json", "arrays.npz"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder / name} does not exist; is {folder} a folder "
-                                        "written by MMGPRegressor.save?")
-        cfg = json.loads((folder / "config.json").read_text())
-        if cfg.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported format_version {cfg.get('format_version')} in "
-                             f"{folder / 'config.json'}; expected {_FORMAT_VERSION}")
-        if morpher is None:
-            try:
-                morpher = _import(cfg["morpher"]["name"])(**cfg["morpher"]["kwargs"])
-            except (ImportError, AttributeError, TypeError) as exc:
-                raise ValueError(f"cannot rebuild morpher {cfg['morpher']['name']}: {exc}; pass "
-                                 "morpher=... to load") from exc
-        if transfer is None and not cfg["transfer"].endswith(":_default_transfer"):
-            try:
-                transfer = _import(cfg["transfer"])
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"cannot import transfer {cfg['transfer']}: {exc}; pass "
-                                 "transfer=... to load") from exc
-        params = dict(cfg["params"])
-        params["dtype"] = getattr(torch, params["dtype"])
-        if params["reference"] is None:
-            params["reference"] = 0  # the support mesh itself is restored below
-        model = cls(morpher=morpher, transfer=transfer, **params)
-        with np.load(folder / "arrays.npz", allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        cells = [(t, arrays[f"support_cells_{i}"])
-                 for i, t in enumerate(cfg["support_cell_types"])]
-        cell_data = {name: [arrays[f"support_cell_data_{name}_{i}"] for i in range(len(cells))]
-                     for name in cfg.get("support_cell_data", [])}
-        model.support_cells_ = cells
-        model.support_cell_data_ = cell_data
-        model.support_ = meshio.Mesh(arrays["support_points"], cells, cell_data=cell_data)
-        model.node_weights_ = arrays["node_weights"]
-        model.x_mean_, model.x_scale_ = arrays["x_mean"], arrays["x_scale"]
-        model.y_mean_, model.y_scale_ = arrays["y_mean"], arrays["y_scale"]
-        model.shape_pca_ = WeightedPCA.from_arrays(arrays, "shape_")
-        model.scalar_names_ = list(cfg["scalar_names"])
-        model.field_names_ = list(cfg["field_names"])
-        model.field_components_ = {k: int(v) for k, v in cfg["field_components"].items()}
-        model.output_slices_ = {k: tuple(v) for k, v in cfg["output_slices"].items()}
-        model.field_pca_, model.field_nugget_ = {}, {}
-        for j, name in enumerate(model.field_names_):
-            model.field_pca_[name] = WeightedPCA.from_arrays(arrays, f"field{j}_")
-            model.field_nugget_[name] = arrays[f"field{j}_nugget"]
-        model.n_inputs_ = int(cfg["n_inputs"])
-        model.shape_dim_ = int(cfg["shape_dim"])
-        model._hand_over_shape_basis()
-        model.fit_seconds_ = float(cfg["fit_seconds"])
-        model.morph_seconds_ = np.asarray(cfg["morph_seconds"])
-        model.amplitude_factor_ = np.asarray(cfg.get("amplitude_factor",
-                                                     np.ones(len(model.y_mean_))))
-        gp_arrays = {k.removeprefix("gp_"): v for k, v in arrays.items() if k.startswith("gp_")}
-        model.gp_ = BatchedExactGP.from_arrays(gp_arrays, **model._gp_kwargs())
-        return model
-
-
-def _safe_scale(std: np.ndarray) -> np.ndarray:
-    """Standard deviations with zeros (constant columns) replaced by 1."""
-    std = np.asarray(std, dtype=float).copy()
-    std[~(std > 1e-12 * max(float(np.max(np.abs(std), initial=0.0)), 1e-300))] = 1.0
-    return std
+        return persist.load(cls, path, morpher, transfer)
