@@ -37,8 +37,8 @@ chord for the whole family, which the morphers need):
   (:class:`meshes.morph_elasticity.ReducedElasticityMorpher`: full solves for the training
   meshes, new meshes in the span of the shape POD). The four samples of a shape share its mesh,
   which is morphed once.
-* Parameter GP (upper bound): :class:`surrogates.models.gp.BatchedExactGP` (same settings) on the true
-  shape parameters (NACA camber/position/thickness or the 14 CST coefficients) + the inputs.
+* Parameter GP (upper bound): :class:`surrogates.models.gp.BatchedExactGP` (same settings) on the
+  true shape parameters (NACA camber/position/thickness or the 14 CST coefficients) + the inputs.
 * Surface GP (no morphing): each mesh's wall polygon resampled to 101 points by arc length from
   the trailing edge (counter-clockwise: upper surface first), PCA (99.9 % of the variance) of the
   stacked coordinates, then the same GP on PCA coefficients + the inputs.
@@ -52,16 +52,25 @@ max |cp|) and its Q^2, coverage of the 95 % central interval, mean CRPS, fit tim
 time per new case (MMGP: morphing included). Note: the scalar RRMSE divides by each reference
 value, so test cases with cl near 0 (alpha near the zero-lift angle) inflate the lift RRMSE.
 
-Results go to ``benchmarks/results/mmgp_airfoil.json`` (``..._quick.json`` for smoke runs).
+Uncertainty, before and after the fixes of issue 22: each MMGP is fitted once (likelihood
+amplitudes) and scored in the variants of ``UQ_VARIANTS``: the earlier default (amplitudes
+matched to the groups' whitened leave-one-shape-out residuals, one constant nugget), per-sample
+leave-one-shape-out amplitudes, the query-dependent nugget, and a conformal 90 % scale; for cp
+also the correlation over test samples between the RMS predicted std and the RMS error.
+
+Results go to ``benchmarks/results/mmgp_airfoil.json`` (``..._quick.json`` for smoke runs,
+``..._<n>_coarse.json`` with ``--coarse``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 import time
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -70,15 +79,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench_utils import write_results  # noqa: E402
 
-from meshes.morph import closed_wall, medoid_airfoil, resampled_wall  # noqa: E402
+from meshes.morph import closed_wall, medoid_airfoil, mesh_key, resampled_wall  # noqa: E402
 from surrogates.data.airfoil import (  # noqa: E402
     AirfoilDataConfig,
     generate_airfoil_dataset,
     open_airfoil_dataset,
 )
+from surrogates.metrics.mesh import field_rrmse, gaussian_scores, q2, scalar_rrmse  # noqa: E402
 from surrogates.models.gp import BatchedExactGP  # noqa: E402
 from surrogates.models.mmgp import MMGPRegressor  # noqa: E402
-from surrogates.metrics.mesh import field_rrmse, gaussian_scores, q2, scalar_rrmse  # noqa: E402
 from surrogates.runs.airfoil import morpher as make_morpher  # noqa: E402
 
 PARAMS = {"naca4": ["naca_camber", "naca_position", "naca_thickness"],
@@ -90,6 +99,12 @@ CONDITIONS = ["alpha", "mach", "reynolds"]
 SCALARS = ["cl", "cd"]
 CPS = 4
 PAPER = {"cl": 8.0e-3, "cd": 3.3e-2, "cp": 5.1e-2}
+#: uncertainty variants of one fitted MMGP, before and after the fixes of issue 22:
+#: name -> (calibrate_amplitude method on leave-one-shape-out residuals, truncation_nugget)
+UQ_VARIANTS = {"before: group-joint LOO, constant nugget": ("joint", "constant"),
+               "per-sample LOO, constant nugget": ("marginal", "constant"),
+               "per-sample LOO, query nugget (default)": ("marginal", "query"),
+               "conformal 90 % LOO, query nugget": ("conformal", "query")}
 
 
 #: boundary-layer trip (chord fraction): fully turbulent, as in AirfRANS
@@ -127,6 +142,26 @@ def split(ds, n_train, n_test, seed):
     return ds.subset(train), ds.subset(test)
 
 
+def uq_block(mean, std, ref) -> dict[str, float]:
+    """Coverage and mean width of the central 90 % and 95 % Gaussian intervals (pooled over all
+    values; ``coverage`` is the 95 % one), CRPS, NLL, and for fields the Pearson correlation
+    over test samples between the RMS predictive std and the RMS error of each sample
+    (``std_error_correlation``: does the std say which samples are hard?)."""
+    out = gaussian_scores(mean, std, ref, level=0.95)
+    pooled_std = np.concatenate([np.ravel(s) for s in std]) if isinstance(std, list) else std
+    for level in (0.9, 0.95):
+        out[f"coverage_{level:.0%}"] = gaussian_scores(mean, std, ref, level=level)["coverage"]
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        out[f"width_{level:.0%}"] = float(2 * z * np.mean(pooled_std))
+    if isinstance(std, list):
+        rms_std = [np.sqrt(np.mean(np.square(s))) for s in std]
+        rms_err = [np.sqrt(np.mean(np.square(m - r))) for m, r in zip(mean, ref, strict=True)]
+        out["std_error_correlation"] = float(np.corrcoef(rms_std, rms_err)[0, 1])
+        out["std_relative_spread"] = float(np.std(rms_std) / np.mean(rms_std))
+        out["error_relative_spread"] = float(np.std(rms_err) / np.mean(rms_err))
+    return out
+
+
 def scores(mean, std, ref):
     out = {}
     for key in SCALARS + (["cp"] if "cp" in mean else []):
@@ -134,7 +169,7 @@ def scores(mean, std, ref):
         entry = {"rrmse": field_rrmse(m, r) if key == "cp" else scalar_rrmse(m, r),
                  "q2": q2(m, r)}
         if std is not None:
-            entry.update(gaussian_scores(m, std[key], r))
+            entry.update(uq_block(m, std[key], r))
         out[key] = entry
     return out
 
@@ -171,7 +206,7 @@ def mmgp_row(model, test, ref):
 
 def run_family(family, args):
     n_shapes = math.ceil(args.n_train / CPS) + math.ceil(args.n_test / CPS)
-    mesh = "quick" if args.quick else "fine" if args.fine else "default"
+    mesh = "quick" if args.quick or args.coarse else "fine" if args.fine else "default"
     ds = dataset(family, n_shapes, mesh, args.data_dir)
     train, test = split(ds, args.n_train, args.n_test, args.seed)
     ref = {k: test.outputs([k])[:, 0] for k in SCALARS}
@@ -185,10 +220,13 @@ def run_family(family, args):
     support = medoid_airfoil(train.meshes)
     names = {"rbf": "rbf", "elasticity": "elasticity",
              "elasticity-online": "elasticity, online POD"}
+    groups = [mesh_key(m) for m in train.meshes]
     for morpher, name in names.items():
+        if morpher not in args.morphers.split(","):
+            continue
         model = MMGPRegressor(morpher=make_morpher(morpher), reference=support,
                               n_restarts=args.restarts, max_iter=args.max_iter,
-                              optimizer=args.optimizer, seed=args.seed)
+                              optimizer=args.optimizer, seed=args.seed, calibration=None)
         try:
             model.fit(list(train.meshes), conditions(train), outputs)
         except ValueError as err:  # e.g. a morpher refusing a mesh: report, do not hide
@@ -197,7 +235,14 @@ def run_family(family, args):
             print(f"  MMGP ({name}) failed: {err}")
             continue
         print(f"  MMGP ({name}) fitted in {model.fit_seconds_:.1f} s")
-        rows[f"MMGP ({name})"] = mmgp_row(model, test, ref)
+        for variant, (method, nugget) in UQ_VARIANTS.items():
+            # the same fit; only the amplitudes (calibrated on the training shapes) and the
+            # nugget differ
+            tuned = copy.copy(model)
+            tuned.gp_ = copy.copy(model.gp_)
+            tuned.gp_.calibrate_amplitude(groups, method=method)
+            tuned.truncation_nugget = nugget
+            rows[f"MMGP ({name}) [{variant}]"] = mmgp_row(tuned, test, ref)
     # parameter GP
     mu, sd, fit_s, pred_s = gp_fit_predict(
         np.concatenate([train.inputs(PARAMS[family]), conditions(train)], 1), y_train,
@@ -254,7 +299,7 @@ def fmt(v, spec=".3g"):
 
 def table(results) -> str:
     head = ("| family | method | cl RRMSE | cd RRMSE | cp RRMSE | Q^2 cl | Q^2 cd | Q^2 cp | "
-            "95% cov. cl / cd / cp | CRPS cl / cd | fit s | predict s/case | new mesh s |")
+            "90 / 95% cov. cl, cd, cp | CRPS cl / cd | fit s | predict s/case | new mesh s |")
     lines = [head, "|" + "---|" * 13]
     for family, res in results.items():
         for name, row in res["methods"].items():
@@ -266,7 +311,8 @@ def table(results) -> str:
             def g(k, m, s=s):
                 return s.get(k, {}).get(m)
 
-            cov = " / ".join(fmt(g(k, "coverage"), ".2f") for k in ("cl", "cd", "cp"))
+            cov = ", ".join(f"{fmt(g(k, 'coverage_90%'), '.2f')} / "
+                            f"{fmt(g(k, 'coverage_95%'), '.2f')}" for k in ("cl", "cd", "cp"))
             crps = " / ".join(fmt(g(k, "crps"), ".2g") for k in ("cl", "cd"))
             lines.append(
                 f"| {family} | {name} | {fmt(g('cl', 'rrmse'))} | {fmt(g('cd', 'rrmse'))} | "
@@ -291,6 +337,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default="/tmp/mmgp_airfoil_data",
                         help="cache of the generated datasets")
     parser.add_argument("--quick", action="store_true", help="small smoke run (coarse meshes)")
+    parser.add_argument("--coarse", action="store_true",
+                        help="the smoke run's coarse meshes (about 1 200 nodes) at any size")
+    parser.add_argument("--morphers", default="rbf,elasticity,elasticity-online",
+                        help="MMGP morphers to run (comma-separated)")
     parser.add_argument("--fine", action="store_true",
                         help="meshes of about 21 000 nodes (the issue's 20k-node size)")
     args = parser.parse_args()
@@ -298,7 +348,8 @@ def main() -> None:
         args.n_train, args.n_test = 24, 8
     started = time.perf_counter()
     name = ("mmgp_airfoil_quick.json" if args.quick else
-            f"mmgp_airfoil_{args.n_train}_fine.json" if args.fine else "mmgp_airfoil.json")
+            f"mmgp_airfoil_{args.n_train}_fine.json" if args.fine else
+            f"mmgp_airfoil_{args.n_train}_coarse.json" if args.coarse else "mmgp_airfoil.json")
     results = {}
     for family in args.families.split(","):
         results[family] = run_family(family, args)
@@ -307,6 +358,14 @@ def main() -> None:
                        "wall_s": time.perf_counter() - started},
                       ROOT / "benchmarks" / "results" / name)  # after each family
     print(text)
+    print("\nMMGP cp: Pearson correlation over test samples of RMS predicted std and RMS error")
+    for family, res in results.items():
+        for name, row in res["methods"].items():
+            cp = row["scores"].get("cp", {})
+            if "std_error_correlation" in cp:
+                print(f"  {family} {name}: {cp['std_error_correlation']:.2f} (relative spread "
+                      f"of std {cp['std_relative_spread']:.2f}, of error "
+                      f"{cp['error_relative_spread']:.2f})")
     print(f"\nPaper (AirfRANS, 800 train): cl RRMSE {PAPER['cl']}, cd {PAPER['cd']}, cp field "
           f"{PAPER['cp']}. Goals: cl < 8e-3, cd < 3.3e-2 with 400 train, coverage 0.90-0.98, "
           "within 1.5x of the parameter GP, fit < 5 min (400 x 20k nodes), predict < 1 s.")

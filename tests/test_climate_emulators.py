@@ -9,6 +9,17 @@ import pytest
 from click.testing import CliRunner
 
 from surrogates.cli import climatebench as cli_climate
+from surrogates.data.climatebench import (
+    global_mean,
+    open_experiment,
+    open_split,
+)
+from surrogates.data.climatebench_synthetic import (
+    SyntheticClimateBenchConfig,
+    generate_synthetic,
+    response_patterns,
+)
+from surrogates.metrics.climatebench import nrmse_scores
 from surrogates.models.climatebench import (
     ClimateGP,
     ClimateGPConfig,
@@ -16,17 +27,6 @@ from surrogates.models.climatebench import (
     window_inputs,
 )
 from surrogates.runs.climatebench import RUN_KIND, climatology, ensemble_uq_scores, load_emulator
-from surrogates.data.climatebench import (
-    global_mean,
-    open_split,
-    open_experiment,
-)
-from surrogates.metrics.climatebench import nrmse_scores
-from surrogates.data.climatebench_synthetic import (
-    SyntheticClimateBenchConfig,
-    generate_synthetic,
-    response_patterns,
-)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_cli_round_trip(tmp_path):
     from surrogates.cli import main
 
     runner = CliRunner()
-    assert cli_climate.RUN_KIND == RUN_KIND
+    assert cli_climate.FAMILY.kinds == (RUN_KIND,)
     data = tmp_path / "data"
     result = runner.invoke(main, ["generate", "climatebench-synthetic", "--out", str(data),
                                   "--n-lat", "6", "--n-lon", "8", "--members", "2",
@@ -168,3 +168,88 @@ def test_cli_round_trip(tmp_path):
     uq = metrics["experiments"]["ssp245"]["uq"]["tas"]
     assert uq["coverage"] == pytest.approx(np.mean((lower <= y) & (y <= upper)))
     assert uq["level"] == 0.9 and uq["crps"] > 0
+
+
+def test_gp_variance_adds_the_pca_truncation_error(noisy_split):
+    """The added variance is, cell by cell, the mean squared residual of projecting the training
+    fields on their leading PCs (computed here by an SVD), and its sum over cells is the
+    discarded singular values' energy / n."""
+    from surrogates.models.climatebench import stack_experiments
+
+    config = ClimateGPConfig(n_aerosol_pcs=2, n_output_pcs=2, iterations=30, train_stride=3)
+    gp = ClimateGP(config).fit(noisy_split.train)
+    truth = noisy_split.test["ssp245"]
+    _, with_trunc = gp.predict(truth, return_std=True)
+    gp.config.truncation_variance = False
+    _, without = gp.predict(truth, return_std=True)
+    table = stack_experiments(noisy_split.train)
+    outputs = table.outputs[::3]
+    n = len(outputs)
+    for v, name in enumerate(["tas", "diurnal_temperature_range", "pr", "pr90"]):
+        flat = outputs[:, v].reshape(n, -1)
+        centred = flat - flat.mean(0)
+        u, s, vt = np.linalg.svd(centred, full_matrices=False)
+        resid = centred - (centred @ vt[:2].T) @ vt[:2]
+        rho = np.mean(resid**2, axis=0).reshape(outputs.shape[-2:])
+        assert np.sum(rho) == pytest.approx(np.sum(s[2:] ** 2) / n, rel=1e-8)
+        added = with_trunc[name].values ** 2 - without[name].values ** 2
+        np.testing.assert_allclose(added, np.broadcast_to(rho, added.shape), rtol=1e-6,
+                                   atol=1e-12 * rho.max())
+        assert rho.max() > 0
+
+
+def _members(sigma, n_members, n_years, seed):
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    shape = (n_members, n_years, *sigma.shape)
+    forced = np.linspace(0, 1, n_years)[None, :, None, None]
+    data = {v: (("member", "time", "lat", "lon"), forced + sigma * rng.standard_normal(shape))
+            for v in ["tas", "diurnal_temperature_range", "pr", "pr90"]}
+    return xr.Dataset(data, coords={"time": np.arange(n_years), "lat": [0.0, 10.0],
+                                    "lon": [0.0, 90.0, 180.0]})
+
+
+def test_internal_variance_recovers_a_known_variability():
+    from surrogates.models.climatebench import internal_variance
+
+    sigma = np.array([[0.1, 0.2, 0.4], [0.3, 0.5, 1.0]])
+    train = {"a": _members(sigma, 3, 400, 0), "b": _members(sigma, 3, 300, 1)}
+    var, m = internal_variance(train)
+    assert m == 3 and var.shape == (4, 2, 3)
+    # 700 years x 2 degrees of freedom: relative standard error sqrt(2 / 1400) = 0.04
+    np.testing.assert_allclose(var, np.broadcast_to(sigma**2, var.shape), rtol=0.15)
+    # by hand: members 1 and 3 in one year, 2 in another -> ((1 + 1) + 0) / (2 * 1)
+    tiny = _members(np.zeros((2, 3)), 2, 2, 0)
+    tiny["tas"][:] = np.array([[1.0, 2.0], [3.0, 2.0]])[:, :, None, None]
+    assert internal_variance({"x": tiny})[0][0, 0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no experiments"):
+        internal_variance({})
+
+
+def test_fno_std_adds_internal_variability_over_members():
+    """std^2 = spread of the members (ddof 1) + sigma^2 / M; the seed spread alone without it."""
+    import torch
+
+    from surrogates.models.climatebench import ClimateFNOConfig, FNOEnsembleEmulator
+
+    class Constant(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, x):
+            return torch.full((x.shape[0], 4, *x.shape[-2:]), self.value)
+
+    inputs = _members(np.ones((2, 3)), 1, 3, 0).isel(member=0)
+    inputs = inputs.assign(CO2=("time", np.arange(3.0)), CH4=("time", np.ones(3)),
+                           SO2=(("time", "lat", "lon"), np.zeros((3, 2, 3))),
+                           BC=(("time", "lat", "lon"), np.zeros((3, 2, 3))))
+    fno = FNOEnsembleEmulator(ClimateFNOConfig(members=3, window=1))
+    fno.models = [Constant(0.0), Constant(1.0), Constant(2.0)]  # spread: variance 1
+    fno.internal_variance_, fno.target_members_ = np.full((4, 2, 3), 0.6), 3
+    mean, std = fno.predict(inputs, return_std=True)
+    np.testing.assert_allclose(mean["pr"].values, 1.0)
+    np.testing.assert_allclose(std["pr"].values, np.sqrt(1.0 + 0.2))
+    fno.config.internal_variability = False
+    np.testing.assert_allclose(fno.predict(inputs, return_std=True)[1]["tas"].values, 1.0)
