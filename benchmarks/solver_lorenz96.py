@@ -44,15 +44,41 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-import jax
-import numpy as np
-import scipy
-from bench_utils import best_time, write_results
-from scipy.integrate import solve_ivp
 
-from surrogates.solvers.lorenz96 import Lorenz96Params, random_initial_state, solve
+def _devices_from_argv(argv) -> int:
+    """``--devices N`` (default: one per CPU core), read before JAX starts."""
+    if "--devices" in argv:
+        return int(argv[argv.index("--devices") + 1])
+    return os.cpu_count() or 1
+
+
+# One host device per core, so that solve() runs its chunks of 128 samples concurrently (the
+# flag must be set before JAX starts; an XLA_FLAGS already set is extended, not replaced).
+if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.environ.get(
+        "XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
+                               f"device_count={_devices_from_argv(sys.argv)}").strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+from bench_utils import best_time, write_results  # noqa: E402
+from roofline import (  # noqa: E402
+    format_limits,
+    machine_limits,
+    roofline_fraction,
+    solver_model,
+)
+from scipy.integrate import solve_ivp  # noqa: E402
+
+from surrogates.solvers.lorenz96 import (  # noqa: E402
+    Lorenz96Params,
+    random_initial_state,
+    solve,
+)
 
 K, J = 36, 10
 F, H, B_, C = 10.0, 1.0, 10.0, 10.0
@@ -148,6 +174,9 @@ def main(argv=None):
         default=None,
         help="MTU per solve_ivp trajectory (default 0.5; 0.25 with --quick)",
     )
+    ap.add_argument("--devices", type=int, default=None,
+                    help="host CPU devices, one chunk of 128 samples each at a time (default: "
+                         "one per core; set through XLA_FLAGS before JAX starts)")
     ap.add_argument("--quick", action="store_true", help="short run for a smoke test")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
     args = ap.parse_args(argv)
@@ -166,7 +195,7 @@ def main(argv=None):
     print(
         f"Lorenz-96 two-tier K={K}, J={J}, dt={DT}, batch={Bn}, steps={n_steps}, "
         f"save_every={save_every}; {os.cpu_count()} CPU cores, jax {jax.__version__} "
-        f"({jax.default_backend()})",
+        f"({jax.default_backend()}, {len(jax.local_devices())} devices)",
         flush=True,
     )
 
@@ -267,15 +296,35 @@ def main(argv=None):
         r["ratio_vs_numpy_rk4"] = r["samples_x_steps_per_s"] / ref
     jax64 = rows[0]["ratio_vs_numpy_rk4"]
 
+    # Roofline: a cell is one of the K (1 + J) variables; the working set is one chunk's (or
+    # the batch's, if smaller) live arrays, the chunk being what one device holds.
+    model = solver_model("lorenz96", J=J)
+    limits = {}
+    chunk = min(Bn, 128)
+    for r, dtype in zip(rows[:2], ("float64", "float32"), strict=True):
+        limits[dtype] = machine_limits(model.working_set(chunk * K * (1 + J), dtype), (dtype,),
+                                       references=not limits)[dtype]
+        r["roofline"] = roofline_fraction(r["samples_x_steps_per_s"] * K * (1 + J), model,
+                                          dtype, limits[dtype]["limit_gb_per_s"])
+    print()
+    print(format_limits(limits))
+
     w = max(len(r["method"]) for r in rows)
     print()
-    print(f"{'method':<{w}}  {'samples x steps/s':>18}  {'vs NumPy RK4':>12}")
-    print(f"{'-' * w}  {'-' * 18}  {'-' * 12}")
+    print(f"{'method':<{w}}  {'samples x steps/s':>18}  {'vs NumPy RK4':>12}  {'GB/s':>6}  "
+          f"{'of limit':>8}  {'GFLOP/s':>7}")
+    print(f"{'-' * w}  {'-' * 18}  {'-' * 12}  {'-' * 6}  {'-' * 8}  {'-' * 7}")
     for r in rows:
+        roof = r.get("roofline")
+        extra = (f"  {roof['gb_per_s']:>6.1f}  {100 * roof['fraction_of_limit']:>7.1f}%  "
+                 f"{roof['gflop_per_s']:>7.1f}") if roof else ""
         print(
             f"{r['method']:<{w}}  {r['samples_x_steps_per_s']:>18,.0f}  "
-            f"{r['ratio_vs_numpy_rk4']:>11.2f}x"
+            f"{r['ratio_vs_numpy_rk4']:>11.2f}x{extra}"
         )
+    print("(GB/s = variables x steps/s x 2 words: the state read and written once per RK4 "
+          "step; of limit = that / the faster of copy and triad at one chunk's working set; "
+          "GFLOP/s at 40 flops per variable and step)")
     print(
         f"\nGoal >= 10x NumPy RK4 (float64): {'met' if jax64 >= 10 else 'NOT met'} ({jax64:.1f}x)"
     )
@@ -295,6 +344,7 @@ def main(argv=None):
             "scipy_trajectories": n_traj,
             "scipy_horizon_mtu": horizon,
             "quick": args.quick,
+            "devices": len(jax.local_devices()),
         },
         "metric": "samples x steps per second (scipy: equivalent steps = horizon / dt)",
         "results": rows,
@@ -304,6 +354,8 @@ def main(argv=None):
             "first_frame_max_abs_diff": float(frame_diff),
         },
         "goal_10x_numpy_met": bool(jax64 >= 10),
+        "model": asdict(model),
+        "machine_limits": limits,
         "optimisation_notes": OPTIMISATION_NOTES,
     }
     write_results(result, args.out, scipy=scipy.__version__)

@@ -8,6 +8,10 @@ preconditioner by grid-independent iteration counts. Every solve uses batches of
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg as sla
@@ -144,3 +148,30 @@ def test_bad_inputs_raise_clear_errors():
         darcy_operator_matrix(a)
     with pytest.raises(DarcyConvergenceError, match="max_iter = 1"):
         solve_darcy(piecewise_constant_coefficient(2, 8, seed=0), max_iter=1)
+
+
+_TWO_DEVICES = """
+import sys
+import jax
+import numpy as np
+from surrogates.solvers.darcy import piecewise_constant_coefficient, solve_darcy
+assert len(jax.local_devices()) == 2, jax.local_devices()
+sol = solve_darcy(piecewise_constant_coefficient(3, 16, seed=4))
+np.savez(sys.argv[1], u=sol.u, it=sol.iterations, hist=sol.residual_norms,
+         final=sol.final_residual)
+"""
+
+
+def test_batch_split_over_two_cpu_devices_solves_the_same_fields(tmp_path):
+    # 3 fields over 2 devices: parts of 2 and 1 (padded to 2), dispatched concurrently.
+    out = tmp_path / "two.npz"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", _TWO_DEVICES, str(out)], check=True, env=env,
+                   timeout=300)
+    two = np.load(out)
+    one = solve_darcy(piecewise_constant_coefficient(3, 16, seed=4))
+    np.testing.assert_array_equal(two["it"], one.iterations)
+    np.testing.assert_allclose(two["u"], one.u, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(two["hist"], one.residual_norms, rtol=1e-10, equal_nan=True)
+    assert np.all(two["final"] <= 1e-10) and two["u"].shape == (3, 16, 16)

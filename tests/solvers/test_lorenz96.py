@@ -6,6 +6,10 @@ explicit loops or ``np.roll`` on the flattened rings) so that a shared mistake c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -408,3 +412,30 @@ def test_random_initial_state_bad_sizes():
         random_initial_state(2, K=3)
     with pytest.raises(ValueError, match="n_samples"):
         random_initial_state(0)
+
+
+_TWO_DEVICES = """
+import sys
+import jax
+import numpy as np
+from surrogates.solvers.lorenz96 import random_initial_state, solve
+assert len(jax.local_devices()) == 2, jax.local_devices()
+s = random_initial_state(200, K=8, J=4, seed=3)
+tr = solve(s, dt=0.0025, n_steps=20, save_every=5, spinup_steps=4)
+np.savez(sys.argv[1], X=tr.X, Y=tr.Y, c=tr.coupling, t=tr.closure_target, fX=tr.final_state.X)
+"""
+
+
+def test_chunks_on_two_cpu_devices_are_bitwise_those_of_one(tmp_path):
+    # 200 samples = two chunks of 128 (the second padded), one per device, run concurrently.
+    out = tmp_path / "two.npz"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", _TWO_DEVICES, str(out)], check=True, env=env,
+                   timeout=300)
+    two = np.load(out)
+    tr = solve(random_initial_state(200, K=8, J=4, seed=3), dt=0.0025, n_steps=20,
+               save_every=5, spinup_steps=4)
+    for key, ref in (("X", tr.X), ("Y", tr.Y), ("c", tr.coupling), ("t", tr.closure_target),
+                     ("fX", tr.final_state.X)):
+        np.testing.assert_array_equal(two[key], ref, err_msg=key)
