@@ -26,6 +26,12 @@ method. The script also asserts that the float64 JAX solver and the NumPy RK4 ag
 round-off on the state after a short run (chaos amplifies round-off over long runs, so the
 check uses 40 steps = 0.2 MTU). Results go to ``benchmarks/results/solver_lorenz96.json``.
 
+The script starts one JAX host device per core (``--devices``, through ``XLA_FLAGS`` before JAX
+starts), so ``solve`` runs its chunks of 128 samples concurrently, one per core. Roofline
+(``benchmarks/roofline.py``, same run): a cell is one of the ``K (1 + J)`` variables; an RK4
+step reads and writes the state once (2 words) with ~40 flops per variable, so the solver is
+compute- and latency-bound: its fraction of the bandwidth limit is printed for completeness.
+
 Optimisation notes (B = 256, float64, per RK4 step, measured on the 2-core CPU this was written
 on, idle, pure time loop without saving; see ``OPTIMISATION_NOTES`` below, also written to the
 JSON): the internal layout is what mattered. Batch-first ``(B, K*J)`` with ``jnp.roll``
@@ -100,6 +106,18 @@ OPTIMISATION_NOTES = [
     "dot/einsum, reduce_window, explicit slice sums and a (J, K, B) layout were all slower "
     "in the full step (XLA fuses and recomputes across RK4 stages)",
     "float32: ~2x float64",
+    "issue 21, using both cores (B=256, float64, 1000 steps; the 2-core machine was shared "
+    "with other jobs at load 4-9, so +-50 %):",
+    "XLA intra-op threads: a chunk's fusions (128 x 360 values, 370 kB) are too small for XLA "
+    "to split; one device runs at cpu/wall 0.93",
+    "vmap over the two fused chunks in one call, one device: 178k vs 211k samples x steps/s "
+    "for the two chunks one after the other (0.85x)",
+    "two host devices (XLA_FLAGS=--xla_force_host_platform_device_count=2), the two chunks "
+    "vmapped and sharded over them: 318k vs 190k sequential (1.7x, real concurrency); "
+    "shipped as: solve() dispatches one chunk per device before fetching (same compiled "
+    "program per chunk, so results stay bitwise those of one device; tested)",
+    "fused sum over j: the (J, K, B) layout that makes the j-sum J contiguous adds was slower "
+    "in the full RK4 step (above); not revisited",
 ]
 
 
