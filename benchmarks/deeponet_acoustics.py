@@ -57,14 +57,14 @@ if str(ROOT) not in sys.path:
 
 from bench_utils import write_results  # noqa: E402
 
+from surrogates.data.acoustics import open_acoustic, trunk_grid  # noqa: E402
 from surrogates.data.acoustics_generate import WaveDataConfig, generate_wave_dataset  # noqa: E402
+from surrogates.metrics.acoustics import field_errors  # noqa: E402
 from surrogates.runs.acoustics import (  # noqa: E402
     DeepONetDataSpec,
     evaluate_deeponet_run,
     train_deeponet,
 )
-from surrogates.data.acoustics import open_acoustic, trunk_grid  # noqa: E402
-from surrogates.metrics.acoustics import field_errors  # noqa: E402
 from surrogates.training import TrainConfig  # noqa: E402
 
 ROOMS = {

@@ -51,17 +51,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.runs.lorenz96_finetune import UnrollConfig, finetune_closure
-from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.common import write_json, write_netcdf
-from surrogates.runs.lorenz96 import HybridEvaluationConfig
-from surrogates.runs.operators import (
-    DataSpec,
-    evaluate_run,
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
+from surrogates.runs.lorenz96 import (
+    HybridEvaluationConfig,
+    evaluate_closure_run,
     fit_polynomial_closure,
     train_ensemble,
-    train_operator,
 )
+from surrogates.runs.lorenz96_finetune import UnrollConfig, finetune_closure
+from surrogates.runs.operators import DataSpec, evaluate_run, train_operator
 from surrogates.training import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mno_lorenz96.json"
@@ -132,8 +131,9 @@ def evaluate_all(runs: dict[str, Path], config: HybridEvaluationConfig, out: Pat
     names = list(runs)
     main = names.index("MNO")
     order = [names[main]] + names[:main] + names[main + 1:]
-    result = evaluate_run(runs[order[0]], data, split="test" if data is None else "all",
-                          out_dir=out, hybrid=config, compare=[runs[n] for n in order[1:]])
+    result = evaluate_closure_run(runs[order[0]], data, split="test" if data is None else "all",
+                                  out_dir=out, hybrid=config,
+                                  compare=[runs[n] for n in order[1:]])
     split = "test" if data is None else "all"
     folder_to_name = {runs[n].name: n for n in names}
     rows = {"resolved": {"seconds_per_mtu": result["hybrid"]["reference"]["seconds_per_mtu"]}}

@@ -48,10 +48,12 @@ MOVED_MODULES = {
     "surrogates.cli_acoustics": "surrogates.cli.acoustics",
     "surrogates.cli_airfoil": "surrogates.cli.airfoil",
     "surrogates.cli_climate": "surrogates.cli.climatebench",
-    "surrogates.cli_mmgp": "surrogates.cli.mmgp",
+    "surrogates.cli_mmgp": "surrogates.cli.airfoil",
     "surrogates.data.climate": "surrogates.data.lorenz96",
     "surrogates.data.acoustic": "surrogates.data.acoustics",
     "surrogates.data.deeponet_h5": "surrogates.data.acoustics_h5",
+    "surrogates.coupling_export": "surrogates.coupling.export",
+    "surrogates.coupling_torch": "surrogates.coupling.torch_export",
 }
 
 

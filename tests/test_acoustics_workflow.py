@@ -10,14 +10,14 @@ import torch
 from click.testing import CliRunner
 
 from operators import load_model
+from surrogates.cli import main
+from surrogates.data.acoustics import open_acoustic, trunk_grid
 from surrogates.data.acoustics_generate import WaveDataConfig, generate_wave_dataset
 from surrogates.runs.acoustics import (
     DeepONetDataSpec,
     evaluate_deeponet_run,
     train_deeponet,
 )
-from surrogates.cli import main
-from surrogates.data.acoustics import open_acoustic, trunk_grid
 from surrogates.solvers.wave import simulate
 from surrogates.training import TrainConfig
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from operators.base import load_model
 from surrogates.cli import main
-from surrogates.data.lorenz96 import open_lorenz96
 from surrogates.data.common import split_samples
+from surrogates.data.lorenz96 import open_lorenz96
 
 GENERATE = ["generate", "lorenz96", "--n-samples", "10", "--n-steps", "200", "--save-every", "5",
             "--spinup-steps", "200", "--seed", "1"]

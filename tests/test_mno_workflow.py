@@ -10,16 +10,16 @@ from click.testing import CliRunner
 
 from operators.base import load_model, save_model
 from operators.mno import ClosureEnsemble, HybridLorenz96, NextStateFNO, PolynomialClosure
-from surrogates.runs.lorenz96_finetune import UnrolledHybrid, unrolled_windows
 from surrogates.cli import main
-from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.common import lead_pairs, split_samples, write_netcdf
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.runs.lorenz96 import (
     HybridEvaluationConfig,
     evaluate_hybrid,
     hybrid_run,
     initial_conditions,
 )
+from surrogates.runs.lorenz96_finetune import UnrolledHybrid, unrolled_windows
 from surrogates.runs.operators import load_run
 
 

@@ -31,8 +31,9 @@ consistent unit works for the emulators, which standardise their inputs.
 Standard split: train on ``ssp126, ssp370, ssp585, historical, hist-GHG, hist-aer``; test on
 ``ssp245``, member mean, and score the years 2080-2100 (:data:`METRIC_YEARS`).
 
-Metrics (:func:`surrogates.metrics.climatebench.nrmse_scores`), with normalised weights :math:`w_i \propto \cos\varphi_i` and
-the weighted global mean :math:`\langle x\rangle = \sum_{ij} w_i x_{ij} / \sum_{ij} w_i`:
+Metrics (:func:`surrogates.metrics.climatebench.nrmse_scores`), with normalised weights
+:math:`w_i \propto \cos\varphi_i` and the weighted global mean
+:math:`\langle x\rangle = \sum_{ij} w_i x_{ij} / \sum_{ij} w_i`:
 
 .. math::
 

@@ -13,10 +13,10 @@ import functools
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -354,7 +354,7 @@ def lead_pairs(ds: xr.Dataset, inputs: Sequence[str], targets: Sequence[str],
 def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
              spatial_dims: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1),
              seed: int = 0, dtype: torch.dtype = torch.float32, lead: int = 0,
-             history: int = 0) -> TorchSplits:
+             history: int = 0, holdout: Sequence[int] = ()) -> TorchSplits:
     """Hand a dataset over to torch: split by sample, stack examples, fit normalisers on train.
 
     Parameters
@@ -370,10 +370,17 @@ def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
     lead, history : int, default 0
         Targets ``lead`` saved frames after the inputs; ``history`` past frames of the inputs
         as extra channels (see :func:`lead_pairs`).
+    holdout : sequence of int
+        Training samples kept out of the fit and its normalisers (a calibration split); the
+        validation and test splits are unchanged.
     """
     if "sample" not in ds.dims:
         raise ValueError(f"dataset needs a 'sample' dimension; it has {dict(ds.sizes)}")
     indices = split_samples(ds.sizes["sample"], fractions, seed=seed)
+    if len(holdout):
+        if not np.isin(holdout, indices["train"]).all():
+            raise ValueError("held-out samples must come from the training split")
+        indices["train"] = np.setdiff1d(indices["train"], holdout)
     parts = {}
     for split, idx in indices.items():
         x, y = lead_pairs(ds.isel(sample=idx), inputs, targets, spatial_dims, lead, history)

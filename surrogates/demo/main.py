@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.common import write_json, write_netcdf
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.demo.sections import run_airfoil_section, run_climate_section
-from surrogates.runs.operators import DataSpec, evaluate_run, fit_polynomial_closure, train_operator
+from surrogates.runs.lorenz96 import evaluate_closure_run, fit_polynomial_closure
+from surrogates.runs.operators import DataSpec, evaluate_run, train_operator
 from surrogates.training import TrainConfig
 
 if TYPE_CHECKING:  # the hybrid evaluation imports the JAX solver: only when the demo runs
@@ -183,8 +184,9 @@ def run_closure_section(spec: DataSpec, out: Path, *, quick: bool = False) -> di
     timings["fit_cubic_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    evaluation = evaluate_run(out / "mno", split="test", out_dir=out / "mno" / "evaluation",
-                              hybrid=hybrid_config, compare=[out / "cubic"])
+    evaluation = evaluate_closure_run(out / "mno", split="test",
+                                      out_dir=out / "mno" / "evaluation", hybrid=hybrid_config,
+                                      compare=[out / "cubic"])
     timings["hybrid_evaluate_s"] = time.perf_counter() - started
     hybrid = evaluation["hybrid"]
     offline_r2 = {"mno": evaluation["overall"]["r2"], "cubic": cubic_test["overall"]["r2"],

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from surrogates.models.climatebench import ClimateGPConfig
-from surrogates.runs.climatebench import evaluate_run, train_emulator
 from surrogates.data.airfoil import AirfoilDataConfig, generate_airfoil_dataset
 from surrogates.data.climatebench_synthetic import SyntheticClimateBenchConfig, generate_synthetic
+from surrogates.models.climatebench import ClimateGPConfig
+from surrogates.runs.climatebench import evaluate_run, train_emulator
 
 #: Emulators of the climate section and their report labels.
 CLIMATE_EMULATORS = {"pattern-scaling": "linear pattern scaling", "climate-gp": "PCA + GP"}

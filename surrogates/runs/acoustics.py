@@ -50,15 +50,17 @@ from surrogates.data.acoustics import (
     sensor_grid,
     trunk_grid,
 )
-from surrogates.metrics.acoustics import field_errors, receiver_errors
 from surrogates.data.acoustics_generate import WaveDataConfig
 from surrogates.data.common import split_samples, write_json
-from surrogates.runs.operators import RUN_CONFIG_NAME, start_run
+from surrogates.metrics.acoustics import field_errors, receiver_errors
+from surrogates.runs.calibration import uq_report
+from surrogates.runs.folder import read_run_config, start_run
 from surrogates.solvers.wave import simulate
 from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit, resolve_device
 
 __all__ = ["RUN_KIND", "DeepONetDataSpec", "default_deeponet_config",
-           "evaluate_deeponet_run", "predict_fields", "train_deeponet"]
+           "evaluate_deeponet_run", "predict_deeponet_run", "predict_fields",
+           "train_deeponet"]
 
 #: ``run_config.json["kind"]`` of a DeepONet acoustics run.
 RUN_KIND = "deeponet_acoustics"
@@ -175,10 +177,10 @@ def train_deeponet(data: DeepONetDataSpec, run_dir: str | os.PathLike, *,
     config.update(model_config or {})
     torch.manual_seed(train_config.seed)
     model = build("DeepONet", config)
-    run_config = {"kind": RUN_KIND, "model_class": "DeepONet", "model_config": model.config,
+    run_config = {"model_class": "DeepONet", "model_config": model.config,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config),
                   "n_parameters": model.n_parameters()}
-    start_run(run_dir, run_config, overwrite=overwrite, resume=resume)
+    start_run(run_dir, RUN_KIND, run_config, overwrite=overwrite, resume=resume)
     return fit(model, train_set, validation, train_config, run_dir, resume=resume)
 
 
@@ -267,6 +269,30 @@ def _timings(model: DeepONet, branch: np.ndarray, points: np.ndarray, config: Wa
     return out
 
 
+def _split_fields(run_dir: Path, data_path, split: str, device: str):
+    """``(spec, ds, samples, model, branch, points, spatial, subset, truth, pred)``: a run's
+    whole-field predictions of a split, ``truth`` and ``pred`` ``(B, T, *grid)`` in Pa."""
+    run_config = read_run_config(run_dir, kinds=(RUN_KIND,))
+    spec = DeepONetDataSpec(**{**run_config["data"],
+                               **({"path": str(data_path)} if data_path else {})})
+    ds = spec.open()
+    if split == "all":
+        samples = np.arange(ds.sizes["sample"])
+    elif split in ("train", "validation", "test"):
+        samples = spec.split(ds)[split]
+    else:
+        raise ValueError(f"split must be train, validation, test or all, got {split!r}")
+    model = load_model(run_dir / MODEL_NAME)
+    data = spec.torch(ds, samples, seed=0)
+    branch = data.branch.numpy()
+    points = trunk_grid(ds)
+    spatial = [a for a in _AXES if a in ds["pressure"].dims]
+    sub = ds.isel(sample=samples)
+    truth = sub["pressure"].transpose("sample", "time", *spatial).values
+    pred = predict_fields(model, branch, points, device=device).reshape(truth.shape)
+    return spec, ds, samples, model, branch, points, spatial, sub, truth, pred
+
+
 def evaluate_deeponet_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None,
                           *, split: str = "test", out_dir: str | os.PathLike | None = None,
                           device: str = "auto", timing: bool = True) -> dict[str, Any]:
@@ -298,30 +324,8 @@ def evaluate_deeponet_run(run_dir: str | os.PathLike, data_path: str | os.PathLi
     from surrogates import plots
 
     run_dir = Path(run_dir)
-    config_path = run_dir / RUN_CONFIG_NAME
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {config_path} is missing")
-    run_config = json.loads(config_path.read_text())
-    if run_config.get("kind") != RUN_KIND:
-        raise ValueError(f"{run_dir} is not a DeepONet acoustics run "
-                         f"(kind {run_config.get('kind')!r})")
-    spec = DeepONetDataSpec(**{**run_config["data"],
-                               **({"path": str(data_path)} if data_path else {})})
-    ds = spec.open()
-    if split == "all":
-        samples = np.arange(ds.sizes["sample"])
-    elif split in ("train", "validation", "test"):
-        samples = spec.split(ds)[split]
-    else:
-        raise ValueError(f"split must be train, validation, test or all, got {split!r}")
-    model = load_model(run_dir / MODEL_NAME)
-    data = spec.torch(ds, samples, seed=0)
-    branch = data.branch.numpy()
-    points = trunk_grid(ds)
-    spatial = [a for a in _AXES if a in ds["pressure"].dims]
-    sub = ds.isel(sample=samples)
-    truth = sub["pressure"].transpose("sample", "time", *spatial).values
-    pred = predict_fields(model, branch, points, device=device).reshape(truth.shape)
+    f = _split_fields(run_dir, data_path, split, device)
+    spec, ds, samples, model, branch, points, spatial, sub, truth, pred = f
     errors = field_errors(pred, truth)
     result: dict[str, Any] = {
         "run": str(run_dir), "data": spec.path, "split": split, "n_samples": int(len(samples)),
@@ -345,6 +349,7 @@ def evaluate_deeponet_run(run_dir: str | os.PathLike, data_path: str | os.PathLi
         result["timing"] = _timings(model, branch, points, _data_config(ds),
                                     np.stack([sub[f"source_{a}"].values for a in spatial], 1),
                                     device, rec_points)
+    result["uq"] = {"pressure": uq_report(truth, pred)}
     out = Path(out_dir) if out_dir is not None else run_dir / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
     write_json(result, out / "metrics.json")
@@ -354,3 +359,30 @@ def evaluate_deeponet_run(run_dir: str | os.PathLike, data_path: str | os.PathLi
                           ds["time"].values[frames], [ds[a].values for a in spatial[:2]],
                           out / "fields.png")
     return result
+
+
+def predict_deeponet_run(run_dir: str | os.PathLike, out: str | os.PathLike,
+                         data_path: str | os.PathLike | None = None, *, split: str = "test",
+                         overwrite: bool = False, device: str = "auto") -> Path:
+    """Write a DeepONet run's whole pressure fields of a dataset split to netCDF (atomically).
+
+    Variables on ``(sample, time, *axes)`` in Pa: ``pressure`` (predicted) and
+    ``pressure_reference`` (the solver's, from the dataset); the source positions (m) are
+    coordinates on ``sample``.
+    """
+    from surrogates.data.common import refuse_existing, write_netcdf
+
+    out = refuse_existing(out, overwrite)
+    run_dir = Path(run_dir)
+    _, ds, samples, _, _, _, spatial, sub, truth, pred = _split_fields(run_dir, data_path, split,
+                                                                      device)
+    dims = ("sample", "time", *spatial)
+    result = xr.Dataset(
+        {"pressure": (dims, pred.astype(np.float32), {"units": "Pa"}),
+         "pressure_reference": (dims, truth.astype(np.float32), {"units": "Pa"})},
+        coords={"sample": samples, "time": ds["time"].values,
+                **{a: ds[a].values for a in spatial},
+                **{f"source_{a}": ("sample", sub[f"source_{a}"].values) for a in spatial}},
+        attrs={"run": str(run_dir.resolve()), "split": split})
+    write_netcdf(result, out, overwrite=overwrite)
+    return out

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +34,8 @@ import numpy as np
 
 from meshes.morph import medoid_airfoil
 from surrogates.data.common import write_json
+from surrogates.runs.calibration import uq_report
+from surrogates.runs.folder import prepare_run_dir, read_run_config, write_run_config
 
 __all__ = ["RUN_KIND", "MORPHERS", "MMGPRunConfig", "train_mmgp", "load_mmgp_run",
            "evaluate_mmgp_run", "predict_mesh", "split_by_shape", "metrics_table", "morpher"]
@@ -77,7 +77,8 @@ class MMGPRunConfig:
         Fraction of the shapes (of the samples, when the index has no ``shape_id``) held out
         for testing; the samples of one shape never straddle the split.
     restarts, max_iter : int
-        GP hyperparameter restarts and optimiser iterations (:class:`surrogates.models.gp.BatchedExactGP`).
+        GP hyperparameter restarts and optimiser iterations
+        (:class:`surrogates.models.gp.BatchedExactGP`).
     field_variance : float
         POD variance kept for each field.
     seed : int
@@ -172,11 +173,7 @@ def train_mmgp(config: MMGPRunConfig, run_dir: str | os.PathLike, *, overwrite: 
     from surrogates.models.mmgp import MMGPRegressor
 
     run = Path(run_dir)
-    if run.exists() and any(run.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{run} exists and is not empty; pass --overwrite to replace "
-                                  "it or choose another --out")
-        shutil.rmtree(run)
+    prepare_run_dir(run, overwrite=overwrite, resume=False)
     ds = dataset if dataset is not None else _dataset(config.data)
     missing = [f for f in config.fields if f not in ds.field_names]
     if missing:
@@ -195,17 +192,16 @@ def train_mmgp(config: MMGPRunConfig, run_dir: str | os.PathLike, *, overwrite: 
                           seed=config.seed)
     model.fit(list(train.meshes), train.inputs(config.inputs),
               _outputs(train, config.scalars, config.fields))
-    run.mkdir(parents=True, exist_ok=True)
     model.save(run / "model")
-    run_config = {"kind": RUN_KIND, "config": dataclasses.asdict(config),
+    run_config = {"config": dataclasses.asdict(config),
                   "data": str(Path(config.data).resolve()), "split": split,
                   "n_train": len(split["train"]), "n_test": len(split["test"]),
                   "fit_seconds": float(model.fit_seconds_),
                   "morph_seconds_mean": float(np.mean(model.morph_seconds_)),
                   "n_support_nodes": int(len(model.support_.points)),
                   "n_shape_modes": int(model.shape_pca_.n_components_)}
-    write_json(run_config, run / "run_config.json")
-    return run_config
+    write_run_config(run, RUN_KIND, run_config)
+    return {"kind": RUN_KIND, **run_config}
 
 
 def load_mmgp_run(run_dir: str | os.PathLike):
@@ -220,13 +216,7 @@ def load_mmgp_run(run_dir: str | os.PathLike):
     """
     from surrogates.models.mmgp import MMGPRegressor
 
-    path = Path(run_dir) / "run_config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; is {run_dir} a run folder of "
-                                "`surrogates train mmgp`?")
-    run_config = json.loads(path.read_text())
-    if run_config.get("kind") != RUN_KIND:
-        raise ValueError(f"{run_dir} is not an MMGP run (kind {run_config.get('kind')!r})")
+    run_config = read_run_config(run_dir, kinds=(RUN_KIND,))
     model = MMGPRegressor.load(Path(run_dir) / "model",
                                morpher=morpher(run_config["config"]["morpher"]))
     return model, run_config
@@ -308,7 +298,13 @@ def evaluate_mmgp_run(run_dir: str | os.PathLike, data_path: str | os.PathLike |
               "predict_seconds_per_mesh": per_mesh,
               "morph_seconds_per_mesh": float(np.mean(model.predict_morph_seconds_)),
               "fit_seconds": run_config["fit_seconds"], "n_train": run_config["n_train"],
-              "files": files}
+              "files": files, "uq": {}}
+    for name in reference:  # the common UQ block; fields pool the points of every mesh
+        y, mu, sd = (np.concatenate([np.ravel(a) for a in arrays]) if name in cfg["fields"]
+                     else np.asarray(arrays, dtype=float)
+                     for arrays in (reference[name], mean[name], std[name]))
+        result["uq"][name] = uq_report(y, mu, std=np.maximum(sd, np.finfo(float).tiny),
+                                       out_dir=out, prefix=f"uq_{name}")
     write_json(result, out / "metrics.json")
     return result
 

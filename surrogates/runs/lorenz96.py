@@ -1,4 +1,9 @@
-"""Lorenz-96 closures run inside the hybrid model, scored against the fully resolved solver.
+"""Lorenz-96 closure runs: ensembles, the cubic polynomial baseline, and the hybrid model
+scored against the fully resolved solver.
+
+Closure runs are operator runs (:mod:`surrogates.runs.operators`) of kind ``"closure"``;
+:func:`train_ensemble` writes a deep ensemble of them, :func:`fit_polynomial_closure` the
+least-squares cubic of Wilks (2005), :func:`evaluate_closure_run` adds the hybrid evaluation.
 
 For test initial conditions ``(X_0, Y_0)`` taken from a dataset, the reference is the resolved
 two-tier system integrated by :func:`surrogates.solvers.lorenz96.solve`; each model is the hybrid
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,16 +32,31 @@ import numpy as np
 import torch
 import xarray as xr
 
-from operators.mno import ClosureEnsemble, HybridLorenz96, NextStateFNO
+from operators.base import save_model
+from operators.mno import ClosureEnsemble, HybridLorenz96, NextStateFNO, PolynomialClosure
+from surrogates.data.common import dataset_config, write_json
+from surrogates.data.shards import open_dataset
 from surrogates.metrics import dynamics as evaluation
 from surrogates.metrics import dynamics_plots
-from surrogates.data.common import dataset_config, write_json
+from surrogates.metrics import regression as metrics
+from surrogates.runs.folder import CLOSURE_MODEL_CLASSES, prepare_run_dir, write_run_config
+from surrogates.runs.operators import (
+    ENSEMBLE_CLASS,
+    DataSpec,
+    calibrate_run,
+    evaluate_run,
+    load_run,
+    operator_splits,
+    scalar_statistics,
+    split_indices,
+    train_operator,
+)
 from surrogates.solvers import lorenz96
+from surrogates.training import CHECKPOINT_NAME, MODEL_NAME, TrainConfig, TrainResult
 
 #: Model classes of :mod:`operators.mno` that ``surrogates evaluate`` runs against the resolved
 #: solver: closures inside the hybrid, the data-driven ``NextStateFNO`` on its own.
-CLOSURE_CLASSES = ("MNOClosure", "LocalMLPClosure", "PolynomialClosure", "NextStateFNO",
-                   "ClosureEnsemble")
+CLOSURE_CLASSES = CLOSURE_MODEL_CLASSES
 
 
 @dataclass(frozen=True)
@@ -303,7 +323,112 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
                  "CRPS": scores["crps_by_lead"]}, times[:T_forecast],
                 out / f"hybrid_ensemble_{_file_name(name)}.png", ylabel="units of X")
         dynamics_plots.plot_climate_pdfs(runs, out / "hybrid_climate_pdf.png", reference="resolved")
-        dynamics_plots.plot_stability(runs, times, out / "hybrid_stability.png", reference="resolved")
+        dynamics_plots.plot_stability(runs, times, out / "hybrid_stability.png",
+                                      reference="resolved")
         dynamics_plots.plot_autocorrelation(acfs, out / "hybrid_autocorrelation.png",
                                         dt=dt * config.save_every, reference="resolved")
+    return result
+
+
+# ----------------------------------------------------------------------- closure run folders
+def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int,
+                   model_class: str, model_config: dict[str, Any], train_config: TrainConfig,
+                   overwrite: bool = False, resume: bool = False,
+                   normalization: str = "scalar") -> list[TrainResult]:
+    """Train ``n_members`` copies of a model with seeds ``seed, seed + 1, ...`` (deep ensemble).
+
+    Member ``m`` is an ordinary run folder ``run_dir/member-m``
+    (:func:`~surrogates.runs.operators.train_operator`, same data and split, own seed for weights
+    and batches); ``run_dir/run_config.json`` names the members, and
+    :func:`~surrogates.runs.operators.load_run` returns a
+    :class:`~operators.mno.ClosureEnsemble`. With ``resume`` finished members are kept and
+    unfinished ones continue from their checkpoints.
+
+    Returns
+    -------
+    list of TrainResult
+        One per member.
+    """
+    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
+        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, overwrite, resume)
+    names = [f"member-{m}" for m in range(n_members)]
+    write_run_config(run_dir, "closure", {
+        "model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
+        "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)})
+    results = []
+    for m, name in enumerate(names):
+        member = run_dir / name
+        results.append(train_operator(
+            data, member, model_class=model_class, model_config=model_config,
+            train_config=dataclasses.replace(train_config, seed=train_config.seed + m),
+            resume=resume and (member / CHECKPOINT_NAME).is_file(),
+            normalization=normalization, kind="closure", calibrate=False))
+    if data.calibration:
+        calibrate_run(run_dir)
+    return results
+
+
+def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree: int = 3,
+                           overwrite: bool = False) -> dict[str, Any]:
+    """Fit the cubic (degree ``degree``) closure of Wilks (2005) by least squares on the
+    training split and write a run folder like
+    :func:`~surrogates.runs.operators.train_operator` (no optimiser).
+
+    Returns
+    -------
+    dict
+        ``{"coefficients": [a_0, ..., a_degree], "train_r2": R^2 on the training split}``.
+    """
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, overwrite, resume=False)
+    if data.stream:
+        raise ValueError("the polynomial closure is fitted in memory: drop stream from [data]")
+    splits = operator_splits(data)
+    scalar_statistics(splits)  # one input and one target
+    model = PolynomialClosure(degree=degree).fit_least_squares(splits.train.inputs,
+                                                               splits.train.targets)
+    with torch.no_grad():
+        fitted = model(splits.train.inputs).numpy()
+    result = {"coefficients": [float(c) for c in model.coefficients.detach()],
+              "train_r2": metrics.r2_score(fitted, splits.train.targets.numpy())}
+    save_model(model, run_dir / MODEL_NAME)
+    write_run_config(run_dir, "closure", {
+        "model_class": "PolynomialClosure", "model_config": model.config,
+        "data": dataclasses.asdict(data), "train": {"method": "least squares", **result}})
+    return result
+
+
+def evaluate_closure_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None,
+                         *, split: str = "test", out_dir: str | os.PathLike | None = None,
+                         hybrid: HybridEvaluationConfig | None = None,
+                         compare: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
+    """Offline scores of a closure run (:func:`surrogates.runs.operators.evaluate_run`) and,
+    with ``hybrid``, the closure inside the hybrid model from the split's initial conditions
+    against the resolved solver (:func:`evaluate_hybrid`, with coarse physics alone as a
+    baseline and the runs in ``compare`` beside it); the latter goes to ``result["hybrid"]``
+    and ``hybrid_metrics.json``.
+    """
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "evaluation"
+    result = evaluate_run(run_dir, data_path, split=split, out_dir=out)
+    if hybrid is None:
+        return result
+    model, config = load_run(run_dir, kinds=("closure",))
+    if config["model_class"] not in CLOSURE_CLASSES:
+        raise ValueError(f"{run_dir} holds a {config['model_class']}: the hybrid evaluation is "
+                         f"for the closures {', '.join(CLOSURE_CLASSES)}")
+    spec = DataSpec(**config["data"])
+    ds = open_dataset(Path(data_path or spec.path))
+    if split == "all":
+        idx = np.arange(ds.sizes["sample"])
+    else:
+        idx = split_indices(spec, ds.sizes["sample"])[split]
+    names = [Path(run_dir).name, "no closure"] + [Path(other).name for other in compare]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the hybrid evaluation names models by their run folder, and "
+                         f"these repeat: {names}; rename a folder")
+    closures = {names[0]: model, "no closure": None}
+    closures |= {Path(other).name: load_run(other, kinds=("closure",))[0] for other in compare}
+    result["hybrid"] = evaluate_hybrid(closures, ds, idx, hybrid, out_dir=out)
     return result

@@ -39,9 +39,9 @@ from surrogates.data.common import (
     dataset_config,
     open_netcdf,
     split_samples,
-    write_json,
 )
-from surrogates.runs.operators import RUN_CONFIG_NAME, DataSpec, load_run, prepare_run_dir
+from surrogates.runs.folder import prepare_run_dir, write_run_config
+from surrogates.runs.operators import DataSpec, load_run
 from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit
 
 #: Default optimisation: a short, gentle fine-tuning of an already trained closure.
@@ -209,10 +209,10 @@ def finetune_closure(source_run: str | os.PathLike, run_dir: str | os.PathLike, 
     (run_dir / "unrolled").mkdir(exist_ok=True)
     result = fit(model, train, validation, train_config, run_dir / "unrolled", resume=resume)
     save_model(load_model(run_dir / "unrolled" / MODEL_NAME).closure, run_dir / MODEL_NAME)
-    write_json({"model_class": source["model_class"], "model_config": source["model_config"],
-                "data": dataclasses.asdict(spec), "train": dataclasses.asdict(train_config),
-                "a_posteriori": {"source_run": str(source_run), **dataclasses.asdict(unroll),
-                                 "best_epoch": result.best_epoch,
-                                 "best_validation_loss": result.best_validation_loss}},
-               run_dir / RUN_CONFIG_NAME)
+    write_run_config(run_dir, "closure", {
+        "model_class": source["model_class"], "model_config": source["model_config"],
+        "data": dataclasses.asdict(spec), "train": dataclasses.asdict(train_config),
+        "a_posteriori": {"source_run": str(source_run), **dataclasses.asdict(unroll),
+                         "best_epoch": result.best_epoch,
+                         "best_validation_loss": result.best_validation_loss}})
     return result

@@ -11,21 +11,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from operators.base import OperatorModel, build, load_model, registered, save_model
-from operators.mno import ClosureEnsemble, PolynomialClosure
+from operators.base import OperatorModel, build, load_model, registered
+from operators.mno import ClosureEnsemble
 from operators.normalization import NormalizedOperator
-from surrogates import distributed, plots
-from surrogates.metrics import regression as metrics
-from surrogates.metrics import uq
+from surrogates import plots
 from surrogates.data.common import (
     TorchSplits,
     lead_pairs,
@@ -34,8 +30,22 @@ from surrogates.data.common import (
     write_json,
 )
 from surrogates.data.shards import open_dataset
+from surrogates.metrics import regression as metrics
+from surrogates.metrics import uq
+from surrogates.runs.calibration import (
+    calibrated_std,
+    fit_calibration,
+    read_calibration,
+    uq_report,
+)
+from surrogates.runs.folder import (
+    CLOSURE_MODEL_CLASSES,
+    RUN_CONFIG_NAME,
+    prepare_run_dir,
+    read_run_config,
+    write_run_config,
+)
 from surrogates.training import (
-    CHECKPOINT_NAME,
     MODEL_NAME,
     TrainConfig,
     TrainResult,
@@ -43,10 +53,6 @@ from surrogates.training import (
     predict,
 )
 
-if TYPE_CHECKING:  # the hybrid evaluation imports the JAX solver: only when it is asked for
-    from surrogates.runs.lorenz96 import HybridEvaluationConfig
-
-RUN_CONFIG_NAME = "run_config.json"
 #: ``model_class`` recorded in the run configuration of an ensemble folder.
 ENSEMBLE_CLASS = "ClosureEnsemble"
 
@@ -69,64 +75,43 @@ class DataSpec:
     #: streaming statistics (:func:`surrogates.data.streaming.to_torch_lazy`). ``path`` may
     #: name one file or, for ``surrogates generate ... --shard``, the ``OUT`` of a shard set.
     stream: bool = False
+    #: Fraction of the training samples held out of the fit for split-conformal calibration
+    #: (:mod:`surrogates.runs.calibration`); 0: none.
+    calibration: float = 0.0
 
 
-def _splits(data: DataSpec) -> TorchSplits:
+def split_indices(data: DataSpec, n_samples: int) -> dict[str, np.ndarray]:
+    """Sample indices of every split: train, validation, test and, with ``data.calibration``,
+    the calibration samples drawn from (and removed from) the training split."""
+    from surrogates.metrics.conformal import calibration_split
+
+    indices = split_samples(n_samples, data.fractions, seed=data.split_seed)
+    if data.calibration:
+        fit_idx, cal_idx = calibration_split(indices["train"], data.calibration,
+                                             seed=data.split_seed, test=indices["test"])
+        indices.update(train=np.sort(fit_idx), calibration=np.sort(cal_idx))
+    return indices
+
+
+def operator_splits(data: DataSpec) -> TorchSplits:
+    """Train / validation / test tensors of ``data`` with normalisers from the train split
+    (without its calibration samples)."""
     ds = open_dataset(data.path, lazy=data.stream)
     if data.stream:
         from surrogates.data.streaming import to_torch_lazy
 
+        if data.calibration:
+            raise ValueError("calibration needs the data in memory: drop --stream")
         return to_torch_lazy(ds, inputs=data.inputs, targets=data.targets,
                              spatial_dims=data.spatial_dims, fractions=data.fractions,
                              seed=data.split_seed, lead=data.lead, history=data.history)
+    holdout = split_indices(data, ds.sizes["sample"]).get("calibration", ())
     return to_torch(ds, inputs=data.inputs, targets=data.targets, spatial_dims=data.spatial_dims,
                     fractions=data.fractions, seed=data.split_seed, lead=data.lead,
-                    history=data.history)
+                    history=data.history, holdout=holdout)
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
-    """Create ``run_dir``; a non-empty one needs ``overwrite`` (it is replaced) or ``resume``.
-
-    Under ``torchrun`` rank 0 does it while the other ranks wait (a refusal is raised on every
-    rank)."""
-    ctx = distributed.context()
-    refuse = (run_dir.exists() and any(run_dir.iterdir()) and not resume and not overwrite)
-    ctx.barrier()  # every rank has looked before rank 0 touches anything
-    if refuse:
-        raise FileExistsError(f"run folder {run_dir} exists and is not empty; pass "
-                              "--overwrite to replace it or --resume to continue it")
-    if ctx.is_main:
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    ctx.barrier()
-
-
-def start_run(run_dir: Path, run_config: dict[str, Any], *, overwrite: bool, resume: bool,
-              fixed: tuple[str, ...] = ("model_config", "data")) -> None:
-    """Prepare ``run_dir`` (:func:`prepare_run_dir`) and write ``run_config.json``.
-
-    When resuming, the saved configuration's ``fixed`` entries must equal ``run_config``'s (the
-    model and the data cannot change under a checkpoint); the training settings may.
-
-    Raises
-    ------
-    ValueError
-        When resuming with another model or data.
-    """
-    prepare_run_dir(run_dir, overwrite, resume)
-    config_path = run_dir / RUN_CONFIG_NAME
-    if resume and config_path.exists():
-        saved = json.loads(config_path.read_text())
-        for key in fixed:
-            if saved[key] != run_config[key]:
-                raise ValueError(f"cannot resume {run_dir}: its {key} was {saved[key]}, now "
-                                 f"{run_config[key]}; start a new run folder instead")
-    if distributed.context().is_main:
-        write_json(run_config, config_path)
-
-
-def _scalar_statistics(splits: TorchSplits, increment: bool = False,
+def scalar_statistics(splits: TorchSplits, increment: bool = False,
                        history: int = 0) -> dict[str, float]:
     """Training-split mean and std of the single input and target channel.
 
@@ -181,7 +166,7 @@ def _build_model(model_class: str, model_config: dict[str, Any], splits: TorchSp
         if data.history:
             model_config = {**model_config, "history": data.history}
         model = build(model_class, {**model_config,
-                                    **_scalar_statistics(splits, increment, data.history)})
+                                    **scalar_statistics(splits, increment, data.history)})
         return model, model.config
     raise ValueError(f"normalization must be 'wrap' or 'scalar', got {normalization!r}")
 
@@ -189,7 +174,8 @@ def _build_model(model_class: str, model_config: dict[str, Any], splits: TorchSp
 def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: str,
                    model_config: dict[str, Any], train_config: TrainConfig,
                    overwrite: bool = False, resume: bool = False,
-                   normalization: str = "wrap") -> TrainResult:
+                   normalization: str = "wrap", kind: str | None = None,
+                   calibrate: bool = True) -> TrainResult:
     """Train ``model_class(**model_config)`` on a dataset file; statistics from the train split.
 
     Parameters
@@ -206,159 +192,103 @@ def train_operator(data: DataSpec, run_dir: str | os.PathLike, *, model_class: s
         ``data.lead``.
     resume : bool
         Continue the run from its checkpoint.
+    kind : {"operator", "closure"}, optional
+        The run kind recorded in ``run_config.json`` (:mod:`surrogates.runs.folder`); default
+        ``"closure"`` for the Lorenz-96 closure classes (their evaluation adds the hybrid
+        model), else ``"operator"``.
+    calibrate : bool, default True
+        With ``data.calibration``, fit the conformal intervals after training
+        (:func:`calibrate_run`); ensembles do it once for all members.
     """
+    if kind is None:
+        kind = "closure" if model_class in CLOSURE_MODEL_CLASSES else "operator"
     run_dir = Path(run_dir)
     prepare_run_dir(run_dir, overwrite, resume)
-    splits = _splits(data)
+    splits = operator_splits(data)
     model, resolved = _build_model(model_class, model_config, splits, normalization,
                                    train_config.seed, data)
     run_config = {"model_class": model_class, "model_config": resolved,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)}
-    config_path = run_dir / RUN_CONFIG_NAME
-    if resume and config_path.exists():
-        saved = json.loads(config_path.read_text())
+    if resume and (run_dir / RUN_CONFIG_NAME).exists():
+        saved = read_run_config(run_dir, kinds=(kind,))
         saved["data"] = dataclasses.asdict(DataSpec(**saved["data"]))  # fields added later
         for key in ("model_class", "model_config", "data"):
             if saved[key] != run_config[key]:
                 raise ValueError(f"cannot resume {run_dir}: its {key} was {saved[key]}, now "
                                  f"{run_config[key]}; start a new run folder instead")
-    if distributed.context().is_main:
-        write_json(run_config, config_path)
-    return fit(model, splits.train, splits.validation, train_config, run_dir, resume=resume)
-
-
-def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int,
-                   model_class: str, model_config: dict[str, Any], train_config: TrainConfig,
-                   overwrite: bool = False, resume: bool = False,
-                   normalization: str = "scalar") -> list[TrainResult]:
-    """Train ``n_members`` copies of a model with seeds ``seed, seed + 1, ...`` (deep ensemble).
-
-    Member ``m`` is an ordinary run folder ``run_dir/member-m`` (:func:`train_operator`, same
-    data and split, own seed for weights and batches); ``run_dir/run_config.json`` names the
-    members, and :func:`load_run` returns a :class:`~operators.mno.ClosureEnsemble`. With
-    ``resume`` finished members are kept and unfinished ones continue from their checkpoints.
-
-    Returns
-    -------
-    list of TrainResult
-        One per member.
-    """
-    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
-        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
-    run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, overwrite, resume)
-    names = [f"member-{m}" for m in range(n_members)]
-    write_json({"model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
-                "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)},
-               run_dir / RUN_CONFIG_NAME)
-    results = []
-    for m, name in enumerate(names):
-        member = run_dir / name
-        results.append(train_operator(
-            data, member, model_class=model_class, model_config=model_config,
-            train_config=dataclasses.replace(train_config, seed=train_config.seed + m),
-            resume=resume and (member / CHECKPOINT_NAME).is_file(),
-            normalization=normalization))
-    return results
-
-
-def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree: int = 3,
-                           overwrite: bool = False) -> dict[str, Any]:
-    """Fit the cubic (degree ``degree``) closure of Wilks (2005) by least squares on the
-    training split and write a run folder like :func:`train_operator` (no optimiser).
-
-    Returns
-    -------
-    dict
-        ``{"coefficients": [a_0, ..., a_degree], "train_r2": R^2 on the training split}``.
-    """
-    run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, overwrite, resume=False)
-    if data.stream:
-        raise ValueError("the polynomial closure is fitted in memory: drop stream from [data]")
-    splits = _splits(data)
-    _scalar_statistics(splits)  # one input and one target
-    model = PolynomialClosure(degree=degree).fit_least_squares(splits.train.inputs,
-                                                               splits.train.targets)
-    with torch.no_grad():
-        fitted = model(splits.train.inputs).numpy()
-    result = {"coefficients": [float(c) for c in model.coefficients.detach()],
-              "train_r2": metrics.r2_score(fitted, splits.train.targets.numpy())}
-    save_model(model, run_dir / MODEL_NAME)
-    write_json({"model_class": "PolynomialClosure", "model_config": model.config,
-                "data": dataclasses.asdict(data),
-                "train": {"method": "least squares", **result}}, run_dir / RUN_CONFIG_NAME)
+    write_run_config(run_dir, kind, run_config)
+    result = fit(model, splits.train, splits.validation, train_config, run_dir, resume=resume)
+    if data.calibration and calibrate:
+        calibrate_run(run_dir)
     return result
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[OperatorModel, dict[str, Any]]:
+def calibrate_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Fit the split-conformal intervals of a trained run on its calibration samples
+    (:func:`surrogates.runs.calibration.fit_calibration`; an ensemble's spread is the std)."""
+    pred, _, _ = predict_split(run_dir, split="calibration")
+    std = None if pred.members is None else pred.members.std(axis=0, ddof=1)
+    return fit_calibration(run_dir, pred.mean, std, pred.targets)
+
+
+def load_run(run_dir: str | os.PathLike, kinds: tuple[str, ...] = ("operator", "closure")
+             ) -> tuple[OperatorModel, dict[str, Any]]:
     """The best model of a run folder and its ``run_config.json``.
 
-    An ensemble folder (:func:`train_ensemble`) gives a
+    An ensemble folder (:func:`surrogates.runs.lorenz96.train_ensemble`) gives a
     :class:`~operators.mno.ClosureEnsemble` of its members' best models.
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / RUN_CONFIG_NAME
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {config_path} is missing")
-    config = json.loads(config_path.read_text())
+    config = read_run_config(run_dir, kinds=kinds)
     if config["model_class"] == ENSEMBLE_CLASS:
         return ClosureEnsemble([load_model(run_dir / name / MODEL_NAME)
                                 for name in config["members"]]), config
     return load_model(run_dir / MODEL_NAME), config
 
 
-def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
-                 split: str = "test", out_dir: str | os.PathLike | None = None,
-                 overwrite: bool = True, hybrid: HybridEvaluationConfig | None = None,
-                 compare: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
-    """Evaluate a run's best model on one split of a dataset; write metrics JSON and plots.
+@dataclass
+class SplitPredictions:
+    """A run's predictions on one split of a dataset (physical units).
 
-    Parameters
-    ----------
-    run_dir : path-like
-        Folder written by :func:`train_operator`.
-    data_path : path-like, optional
-        Dataset to evaluate on (default: the one the run was trained on). Its split is recomputed
-        with the run's fractions and seed, so ``"test"`` never overlaps the training samples of a
-        dataset generated with the same configuration.
-    split : {"train", "validation", "test", "all"}
-    out_dir : path-like, optional
-        Default ``run_dir/evaluation``.
-    hybrid : HybridEvaluationConfig, optional
-        For a Lorenz-96 closure run: also run the closure inside the hybrid model from the
-        split's initial conditions against the resolved solver
-        (:func:`surrogates.runs.lorenz96.evaluate_hybrid`, with coarse physics alone as a baseline).
-    compare : sequence of path-like
-        Other closure run folders scored in the same hybrid evaluation.
-
-    Returns
-    -------
-    dict
-        The metrics written to ``metrics.json`` (for an ensemble run also ``"ensemble"``:
-        CRPS, interval coverage and spread-skill of the members, :func:`surrogates.metrics.uq.summary`),
-        plus ``"hybrid"`` (also written to
-        ``hybrid_metrics.json``) when ``hybrid`` is given.
+    ``inputs``: ``(n, C_in, *spatial)``; ``targets``, ``mean``: ``(n, C_out, *spatial)``;
+    ``members``: ``(M, n, C_out, *spatial)`` for an ensemble run, else None.
     """
-    model, config = load_run(run_dir)
+
+    spec: DataSpec
+    data_path: Path
+    dataset: Any
+    samples: np.ndarray
+    inputs: np.ndarray
+    targets: np.ndarray
+    mean: np.ndarray
+    members: np.ndarray | None
+
+
+def predict_split(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
+                  split: str = "test", kinds: tuple[str, ...] = ("operator", "closure")
+                  ) -> tuple[SplitPredictions, OperatorModel, dict[str, Any]]:
+    """Predict the targets of one split of a dataset with a run's best model (or ensemble).
+
+    The split is recomputed with the run's fractions and seed, so ``"test"`` never overlaps
+    the training samples of a dataset generated with the same configuration.
+    """
+    model, config = load_run(run_dir, kinds)
     spec = DataSpec(**config["data"])
     data_path = Path(data_path or spec.path)
     ds = open_dataset(data_path)
     if split == "all":
         idx = np.arange(ds.sizes["sample"])
     else:
-        splits = split_samples(ds.sizes["sample"], spec.fractions, seed=spec.split_seed)
+        splits = split_indices(spec, ds.sizes["sample"])
         if split not in splits:
             raise ValueError(f"split must be one of {sorted(splits) + ['all']}, got {split!r}")
         idx = splits[split]
-    if hybrid is not None:
-        from surrogates.runs.lorenz96 import CLOSURE_CLASSES, evaluate_hybrid
-    if hybrid is not None and config["model_class"] not in CLOSURE_CLASSES:
-        raise ValueError(f"{run_dir} holds a {config['model_class']}: the hybrid evaluation is "
-                         f"for the closures {', '.join(CLOSURE_CLASSES)}")
-    subset = ds.isel(sample=idx)
-    x, y = lead_pairs(subset, spec.inputs, spec.targets, spec.spatial_dims, spec.lead,
-                      spec.history)
+    missing = [v for v in (*spec.inputs, *spec.targets) if v not in ds]
+    if missing:
+        raise ValueError(f"{data_path} lacks the variables {missing} that the run was trained "
+                         f"on ({', '.join(spec.inputs)} -> {', '.join(spec.targets)})")
+    x, y = lead_pairs(ds.isel(sample=idx), spec.inputs, spec.targets, spec.spatial_dims,
+                      spec.lead, spec.history)
     inputs = torch.as_tensor(x, dtype=torch.float32)
     members = None
     if isinstance(model, ClosureEnsemble):  # the mean of the members, and their spread
@@ -366,28 +296,85 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         y_hat = members.mean(axis=0)
     else:
         y_hat = predict(model, inputs).numpy()
-    result = {"data": str(data_path), "split": split, "n_samples": int(len(idx)),
+    return SplitPredictions(spec, data_path, ds, idx, x, y, y_hat, members), model, config
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
+                 split: str = "test", out_dir: str | os.PathLike | None = None,
+                 overwrite: bool = True) -> dict[str, Any]:
+    """Evaluate a run's best model on one split of a dataset; write metrics JSON and plots.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        Folder written by :func:`train_operator`.
+    data_path : path-like, optional
+        Dataset to evaluate on (default: the one the run was trained on); see
+        :func:`predict_split`.
+    split : {"train", "validation", "test", "all"}
+    out_dir : path-like, optional
+        Default ``run_dir/evaluation``.
+
+    Returns
+    -------
+    dict
+        The metrics written to ``metrics.json`` (for an ensemble run also ``"ensemble"``:
+        CRPS, interval coverage and spread-skill of the members,
+        :func:`surrogates.metrics.uq.summary`).
+    """
+    pred, _, _ = predict_split(run_dir, data_path, split=split)
+    spec, y_hat, y = pred.spec, pred.mean, pred.targets
+    result = {"data": str(pred.data_path), "split": split, "n_samples": int(len(pred.samples)),
               "overall": metrics.summary(y_hat, y),
               "per_target": {name: metrics.summary(y_hat[:, c], y[:, c])
                              for c, name in enumerate(spec.targets)}}
-    if members is not None:
-        result["ensemble"] = uq.summary(y, ensemble=members)
+    if pred.members is not None:
+        result["ensemble"] = uq.summary(y, ensemble=pred.members)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "evaluation"
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    result["uq"] = {"+".join(spec.targets): uq_report(
+        y, y_hat, members=pred.members, calibration=read_calibration(run_dir), out_dir=out)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(result, out / "metrics.json")
     history_path = Path(run_dir) / "history.json"
     if history_path.is_file():
         plots.training_curves(json.loads(history_path.read_text()), out / "training_curves.png")
     plots.parity(y_hat, y, spec.targets, out / "parity.png")
-    plots.snapshot(x, y_hat, y, spec.inputs, spec.targets, out / "snapshot.png")
-    if hybrid is not None:
-        names = [Path(run_dir).name, "no closure"] + [Path(other).name for other in compare]
-        if len(set(names)) != len(names):
-            raise ValueError(f"the hybrid evaluation names models by their run folder, and "
-                             f"these repeat: {names}; rename a folder")
-        closures = {names[0]: model, "no closure": None}
-        closures |= {Path(other).name: load_run(other)[0] for other in compare}
-        result["hybrid"] = evaluate_hybrid(closures, ds, idx, hybrid, out_dir=out)
+    plots.snapshot(pred.inputs, y_hat, y, spec.inputs, spec.targets, out / "snapshot.png")
     return result
+
+
+def predict_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None, out,
+                *, split: str = "all", overwrite: bool = False) -> Path:
+    """Write a run's predictions on a dataset split to a netCDF file (atomically).
+
+    Every target ``v`` becomes a variable ``v`` of shape ``(example, *spatial_dims)`` (the
+    mean of the members for an ensemble run), beside ``v_reference`` from the data and, for an
+    ensemble or a calibrated run, ``v_std``: the members' sample standard deviation, rescaled
+    by the run's conformal calibration when it has one
+    (:func:`surrogates.runs.calibration.calibrated_std`); ``example`` indexes the
+    (sample, frame) pairs in the order of :func:`surrogates.data.common.lead_pairs`.
+    """
+    import xarray as xr
+
+    from surrogates.data.common import refuse_existing, write_netcdf
+
+    out = refuse_existing(out, overwrite)
+    pred, _, config = predict_split(run_dir, data_path, split=split)
+    dims = ("example", *pred.spec.spatial_dims)
+    std = None if pred.members is None else pred.members.std(axis=0, ddof=1)
+    calibration = read_calibration(run_dir)
+    if calibration is not None:
+        std = calibrated_std(calibration, pred.mean, std)
+    variables = {}
+    for c, name in enumerate(pred.spec.targets):
+        variables[name] = (dims, pred.mean[:, c].astype(np.float32))
+        variables[f"{name}_reference"] = (dims, pred.targets[:, c].astype(np.float32))
+        if std is not None:
+            variables[f"{name}_std"] = (dims, std[:, c].astype(np.float32))
+    ds = xr.Dataset(variables, attrs={"run": str(Path(run_dir).resolve()),
+                                      "data": str(pred.data_path), "split": split,
+                                      "model_class": config["model_class"]})
+    write_netcdf(ds, out, overwrite=overwrite)
+    return out

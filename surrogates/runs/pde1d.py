@@ -19,7 +19,6 @@ the next ``validation_fraction`` validate, the rest train.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,11 @@ import xarray as xr
 
 from operators.autoregressive import AutoregressiveStepper
 from operators.base import load_model
-from surrogates.metrics import pde as pde_metrics
 from surrogates.data.common import trajectory_pairs, write_json
 from surrogates.data.pdebench import open_pdebench_files
-from surrogates.runs.operators import RUN_CONFIG_NAME, start_run
+from surrogates.metrics import pde as pde_metrics
+from surrogates.runs.calibration import uq_report
+from surrogates.runs.folder import read_run_config, start_run
 from surrogates.training import MODEL_NAME, TrainConfig, TrainResult, fit, resolve_device
 
 #: ``run_config.json["kind"]`` of a rollout run.
@@ -183,10 +183,10 @@ def train_rollout(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *, model: 
     stepper = build_stepper(model, len(params), context=context, model_config=model_config,
                             warmup_epochs=warmup_epochs, aux_weight=aux_weight,
                             step_normalization=step_normalization, seed=train_config.seed)
-    run_config = {"kind": RUN_KIND, "model": model, "model_class": "AutoregressiveStepper",
+    run_config = {"model": model, "model_class": "AutoregressiveStepper",
                   "model_config": stepper.config, "parameters": params,
                   "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)}
-    start_run(run_dir, run_config, overwrite=overwrite, resume=resume)
+    start_run(run_dir, RUN_KIND, run_config, overwrite=overwrite, resume=resume)
     train = trajectory_pairs(ds, split["train"], parameters=params)
     validation = trajectory_pairs(ds, split["validation"], parameters=params)
     return fit(stepper, train, validation, train_config, run_dir, resume=resume)
@@ -212,6 +212,25 @@ def _scores(pred: np.ndarray, truth: np.ndarray, t_start: int) -> dict[str, Any]
             "max_error": pde_metrics.max_error(pred, truth, t_start).value,
             **{f"fourier_{name}": m.value for name, m in bands.items()},
             "nrmse_per_time": nrmse.per_time.tolist(), "n_samples": int(len(pred))}
+
+
+def _rollouts(run_dir: Path, paths: list[str] | None, split: str, device: str):
+    """``(ds, samples, parameters, t_start, pred, truth)`` of a run on a split of its files."""
+    config = read_run_config(run_dir, kinds=(RUN_KIND,))
+    if split not in ("test", "validation", "train", "all"):
+        raise ValueError(f"split must be test, validation, train or all, got {split!r}")
+    data = PDEBenchDataSpec(**config["data"])
+    ds = data.open(paths)
+    params = config["parameters"]
+    if parameter_names(ds) != params:
+        raise ValueError(f"the files hold the parameters {parameter_names(ds)}, the run was "
+                         f"trained with {params}")
+    samples = data.split(ds)[split]
+    if len(samples) == 0:
+        raise ValueError(f"the {split!r} split of these files is empty; try split='all'")
+    model = load_model(run_dir / MODEL_NAME)
+    pred, truth = rollout_predictions(model, ds, samples, params, device=device)
+    return ds, samples, params, model.context, pred, truth
 
 
 def evaluate_rollout_run(run_dir: str | os.PathLike, paths: list[str] | None = None, *,
@@ -242,32 +261,14 @@ def evaluate_rollout_run(run_dir: str | os.PathLike, paths: list[str] | None = N
     from surrogates import plots
 
     run_dir = Path(run_dir)
-    config_path = run_dir / RUN_CONFIG_NAME
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: {config_path} is missing")
-    config = json.loads(config_path.read_text())
-    if config.get("kind") != RUN_KIND:
-        raise ValueError(f"{run_dir} is not a rollout run (kind {config.get('kind')!r})")
-    if split not in ("test", "validation", "train", "all"):
-        raise ValueError(f"split must be test, validation, train or all, got {split!r}")
-    data = PDEBenchDataSpec(**config["data"])
-    ds = data.open(paths)
-    params = config["parameters"]
-    if parameter_names(ds) != params:
-        raise ValueError(f"the files hold the parameters {parameter_names(ds)}, the run was "
-                         f"trained with {params}")
-    samples = data.split(ds)[split]
-    if len(samples) == 0:
-        raise ValueError(f"the {split!r} split of these files is empty; try split='all'")
-    model = load_model(run_dir / MODEL_NAME)
-    t_start = model.context
-    pred, truth = rollout_predictions(model, ds, samples, params, device=device)
+    ds, samples, params, t_start, pred, truth = _rollouts(run_dir, paths, split, device)
     keys = [",".join(f"{n}={ds[n].values[s]:g}" for n in params) for s in samples]
     result = {"run": str(run_dir), "split": split, "files": ds.attrs.get("source_files"),
               "overall": _scores(pred, truth, t_start), "by_parameter": {}}
     for key in dict.fromkeys(keys):
         rows = np.array([k == key for k in keys])
         result["by_parameter"][key] = _scores(pred[rows], truth[rows], t_start)
+    result["uq"] = {"u": uq_report(truth, pred)}
     out = Path(out_dir) if out_dir is not None else run_dir / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
     write_json(result, out / "metrics.json")
@@ -278,3 +279,27 @@ def evaluate_rollout_run(run_dir: str | os.PathLike, paths: list[str] | None = N
     plots.rollout_fields(truth[firsts], pred[firsts], ds["x"].values, ds["time"].values,
                          list(result["by_parameter"]), out / "rollouts.png")
     return result
+
+
+def predict_rollout_run(run_dir: str | os.PathLike, out: str | os.PathLike,
+                        paths: list[str] | None = None, *, split: str = "test",
+                        overwrite: bool = False, device: str = "auto") -> Path:
+    """Write a rollout run's full autoregressive rollouts of a split to netCDF (atomically).
+
+    Variables on ``(sample, time, x)``: ``u``, the rollout from the first ``context`` frames
+    (which it copies), and ``u_reference``, the files' solution; the PDE parameters of each
+    sample are coordinates on ``sample``.
+    """
+    from surrogates.data.common import refuse_existing, write_netcdf
+
+    out = refuse_existing(out, overwrite)
+    run_dir = Path(run_dir)
+    ds, samples, params, t_start, pred, truth = _rollouts(run_dir, paths, split, device)
+    dims = ("sample", "time", "x")
+    result = xr.Dataset(
+        {"u": (dims, pred), "u_reference": (dims, truth)},
+        coords={"sample": samples, "time": ds["time"].values, "x": ds["x"].values,
+                **{n: ("sample", ds[n].values[samples]) for n in params}},
+        attrs={"run": str(run_dir.resolve()), "split": split, "context_frames": int(t_start)})
+    write_netcdf(result, out, overwrite=overwrite)
+    return out

@@ -26,16 +26,21 @@ from operators.base import atomic_write
 from operators.pig import model_from_dict, model_to_dict
 from surrogates import __version__
 from surrogates.data.common import write_json, write_netcdf
-from surrogates.models.pinn import evaluate, train
+from surrogates.models.pinn import TrainResult, evaluate, predict, train
 from surrogates.models.pinn.problems import get_problem
-from surrogates.runs.operators import prepare_run_dir
+from surrogates.runs.calibration import uq_report
+from surrogates.runs.folder import prepare_run_dir, read_run_config, write_run_config
+
+#: ``run_config.json["kind"]`` of a ``surrogates solve`` folder.
+RUN_KIND = "pinn"
 
 
 def solve_to_folder(pde: str, out_dir: str | os.PathLike, *, model: str = "pig",
                     problem_kwargs: dict[str, Any] | None = None,
                     train_kwargs: dict[str, Any] | None = None, n_grid: int = 101,
                     overwrite: bool = False) -> dict[str, Any]:
-    """Train on ``pde`` (a :data:`surrogates.models.pinn.problems.PROBLEMS` name) and write the folder.
+    """Train on ``pde`` (a :data:`surrogates.models.pinn.problems.PROBLEMS` name) and write the
+    folder.
 
     ``train_kwargs`` go to :func:`surrogates.models.pinn.train` (``n_steps``, ``optimizer``, ``lr``,
     ``boundary_weight``, ``model_kwargs``, ...). Returns the summary written to
@@ -79,6 +84,9 @@ def solve_to_folder(pde: str, out_dir: str | os.PathLike, *, model: str = "pig",
                "wall_time_s": result.wall_time, "config": result.config,
                "loss_history": np.asarray(result.history["loss"]).tolist()}
     write_json(summary, out / "summary.json")
+    write_run_config(out, RUN_KIND, {"pde": pde, "model": model,
+                                     "problem": dict(problem_kwargs or {}),
+                                     "train": result.config, "n_grid": n_grid})
     return summary
 
 
@@ -94,3 +102,51 @@ def load_params(out_dir: str | os.PathLike) -> tuple[Any, Any]:
     with np.load(out / "params.npz", allow_pickle=False) as data:
         leaves = [data[jax.tree_util.keystr(path)] for path, _ in paths]
     return model, jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def load_solution(out_dir: str | os.PathLike):
+    """``(TrainResult, Problem)`` of a ``surrogates solve`` folder, rebuilt without pickles."""
+    config = read_run_config(out_dir, kinds=(RUN_KIND,))
+    summary = json.loads((Path(out_dir) / "summary.json").read_text())
+    model, params = load_params(out_dir)
+    problem = get_problem(config["pde"], **config.get("problem", {}))
+    result = TrainResult(params=params, model=model, problem=problem.name,
+                         history={"loss": np.asarray(summary.get("loss_history", []))},
+                         wall_time=float(summary.get("wall_time_s", 0.0)),
+                         config=config.get("train", {}))
+    return result, problem
+
+
+def evaluate_solution(out_dir: str | os.PathLike, *, n_grid: int | None = None,
+                      eval_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Relative L2 error of a solved folder against the problem's reference on an
+    ``n_grid``-point-per-axis grid (default: the grid it was solved with); writes
+    ``metrics.json`` to ``eval_dir`` (default ``out_dir/evaluation``)."""
+    config = read_run_config(out_dir, kinds=(RUN_KIND,))
+    result, problem = load_solution(out_dir)
+    ev = evaluate(result, problem, n_grid or config.get("n_grid", 101))
+    metrics = {"pde": config["pde"], "model": config["model"], "relative_l2": ev.rel_l2,
+               "n_grid": [len(a) for a in ev.axes],
+               "max_abs_error": float(np.max(np.abs(ev.u - ev.u_ref))),
+               "uq": {"u": uq_report(ev.u_ref, ev.u)}}
+    out = Path(eval_dir) if eval_dir else Path(out_dir) / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(metrics, out / "metrics.json")
+    return metrics
+
+
+def predict_solution(out_dir: str | os.PathLike, out: str | os.PathLike, *, n_grid: int = 101,
+                     overwrite: bool = False) -> Path:
+    """The solution of a solved folder on an ``n_grid``-point tensor grid, as netCDF ``u``."""
+    from surrogates.data.common import refuse_existing
+
+    out = refuse_existing(out, overwrite)
+    result, problem = load_solution(out_dir)
+    axes = [np.linspace(a, b, n_grid) for a, b in zip(problem.lower, problem.upper, strict=True)]
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, problem.dim)
+    u = predict(result, mesh).reshape((n_grid,) * problem.dim)
+    ds = xr.Dataset({"u": (problem.coords, u)},
+                    coords={c: (c, a) for c, a in zip(problem.coords, axes, strict=True)},
+                    attrs={"source": f"surrogates {__version__}", "run": str(Path(out_dir))})
+    write_netcdf(ds, out, overwrite=overwrite)
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import click
 import meshio
 import numpy as np
 import pytest
@@ -196,13 +195,8 @@ def test_naca4_shape_and_distances():
 
 
 def test_cli_generate_airfoil(tmp_path):
-    from surrogates.cli.airfoil import register
+    from surrogates.cli import generate
 
-    @click.group()
-    def generate():
-        pass
-
-    register(generate)
     out = tmp_path / "cli"
     args = ["airfoil", "--out", str(out), "--n-shapes", "1", "--alpha", "0,3,6", "--mach",
             "0.1,0.2", "--panels", "120", "--seed", "5"]

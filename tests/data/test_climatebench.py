@@ -12,10 +12,9 @@ from surrogates.data.climatebench import (
     TRAIN_EXPERIMENTS,
     global_mean,
     lat_weights,
-    open_split,
     open_experiment,
+    open_split,
 )
-from surrogates.metrics.climatebench import global_nrmse, nrmse_scores, spatial_nrmse
 from surrogates.data.climatebench_synthetic import (
     SyntheticClimateBenchConfig,
     energy_balance,
@@ -23,6 +22,7 @@ from surrogates.data.climatebench_synthetic import (
     generate_synthetic,
     response_patterns,
 )
+from surrogates.metrics.climatebench import global_nrmse, nrmse_scores, spatial_nrmse
 
 LAT = np.array([-60.0, 0.0, 60.0])  # cos weights 0.5, 1, 0.5 -> 0.25, 0.5, 0.25
 

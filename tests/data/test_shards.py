@@ -10,9 +10,9 @@ import xarray as xr
 from click.testing import CliRunner
 
 from surrogates.cli import main
-from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.common import to_torch, write_netcdf
 from surrogates.data.darcy import DarcyDataConfig, generate_darcy
+from surrogates.data.lorenz96 import Lorenz96DataConfig, generate_lorenz96
 from surrogates.data.shards import (
     find_shards,
     generate_shards,

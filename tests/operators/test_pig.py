@@ -22,10 +22,10 @@ from operators.pig import (
     model_to_dict,
     sigmas,
 )
+from surrogates.models.pinn import Condition, Problem, diff
 from surrogates.models.pinn import losses as pinn_losses
 from surrogates.models.pinn import problems as pinn_problems
 from surrogates.models.pinn import training as pinn
-from surrogates.models.pinn import Condition, Problem, diff
 
 # A user-defined problem: -u'' = pi^2 sin(pi x) on [0, 1], u(0) = u(1) = 0, u = sin(pi x).
 POISSON = Problem(

@@ -64,7 +64,8 @@ def diff(f: Callable, x, *axes: int):
     ``f`` maps one point of shape ``(d,)`` to a scalar (or array); ``diff(u, x)`` is ``u(x)``,
     ``diff(u, x, 0, 0)`` is :math:`u_{x_0 x_0}`. The derivative is taken by nested
     forward-mode ``jax.jvp`` along unit vectors (cost grows as :math:`2^n` forward passes),
-    unless ``f`` has a method ``derivative(x, axes)``: the fields :func:`surrogates.models.pinn.train`
+    unless ``f`` has a method ``derivative(x, axes)``: the fields
+    :func:`surrogates.models.pinn.train`
     passes to residuals and conditions have one, which for a PIG evaluates the Gaussian
     derivatives in closed form (:meth:`operators.pig.PIG.derivative`, same values to round-off,
     cheaper to train).

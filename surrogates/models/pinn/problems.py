@@ -57,7 +57,8 @@ def helmholtz(a1: float = 4.0, a2: float = 1.0, k: float = 1.0,
     Perdikaris 2021; the PIG paper writes it as :math:`\sin(\pi x)\sin(4\pi y)`, the same
     problem with x and y swapped), ``helmholtz(10, 10)`` the hard one.
 
-    The residual is divided by ``residual_scale`` (:attr:`surrogates.models.pinn.Problem.residual_scale`),
+    The residual is divided by ``residual_scale``
+    (:attr:`surrogates.models.pinn.Problem.residual_scale`),
     by default the source amplitude :math:`s_r = |k^2 - (a_1^2 + a_2^2)\pi^2|` (1 if that is
     0), so that the residual and boundary terms are O(1) for any wavenumbers (1973 for
     :math:`a_1 = a_2 = 10`, 167 for (4, 1)).

@@ -1,7 +1,7 @@
 r"""The export contract and wrapper for closures, and the ONNX and TorchScript writers.
 
 Public names are re-exported by :mod:`surrogates.coupling`; import them from there. The
-``torch.export`` and AOTInductor writers are in :mod:`surrogates.coupling_torch`.
+``torch.export`` and AOTInductor writers are in :mod:`surrogates.coupling.torch_export`.
 
 Formats
 -------
@@ -225,14 +225,17 @@ def _min_K(closure: nn.Module) -> int:
     return max(4, 2 * int(getattr(closure, "stencil", 0)) + 1)
 
 
+def sidecar_header(module: nn.Module, fmt: str, path: Path, role: str) -> dict[str, Any]:
+    """The first entries of every export's sidecar: format, file, ``<role>_class``, config."""
+    config = getattr(module, "config", None) if isinstance(module, OperatorModel) else None
+    return {"format": fmt, "file": path.name, f"{role}_class": type(module).__name__,
+            "config": config}
+
+
 def _sidecar(closure: nn.Module, fmt: str, path: Path, example_K: int,
              extra: dict[str, Any]) -> dict[str, Any]:
-    config = getattr(closure, "config", None) if isinstance(closure, OperatorModel) else None
     return {
-        "format": fmt,
-        "file": path.name,
-        "closure_class": type(closure).__name__,
-        "config": config,
+        **sidecar_header(closure, fmt, path, "closure"),
         "inputs": [{"name": INPUT_NAME, "shape": ["batch", "K"], "dtype": "float32",
                     "units": "X (dimensionless Lorenz-96 slow variables)",
                     "meaning": "slow variables X_k(t) on the periodic ring, k = 0 .. K-1"}],
@@ -255,6 +258,15 @@ def _write_sidecar(sidecar: Path, meta: dict[str, Any]) -> None:
             json.dump(meta, fh, indent=2)
             fh.write("\n")
     atomic_write(sidecar, write)
+
+
+def _prepare(closure, example_K: Any, path: str | os.PathLike, overwrite: bool
+             ) -> tuple[ClosureExportModule, int, Path, Path]:
+    """The export wrapper (float32, CPU, eval), the checked ``example_K``, and the checked
+    output and sidecar paths."""
+    wrapper = ClosureExportModule(closure).float().cpu().eval()
+    example_K = _check_example_K(example_K, wrapper.closure)
+    return (wrapper, example_K, *_check_targets(path, overwrite))
 
 
 def _check_example_K(example_K: Any, closure: nn.Module) -> int:
@@ -303,9 +315,7 @@ def export_torchscript(closure: nn.Module | dict[str, Any] | str | os.PathLike,
     warnings.warn("export_torchscript is deprecated (torch.jit is deprecated upstream): use "
                   "export_torch or export_aoti (torch.export), or export_onnx",
                   DeprecationWarning, stacklevel=2)
-    wrapper = ClosureExportModule(closure).float().cpu().eval()
-    example_K = _check_example_K(example_K, wrapper.closure)
-    path, sidecar = _check_targets(path, overwrite)
+    wrapper, example_K, path, sidecar = _prepare(closure, example_K, path, overwrite)
     example = torch.randn(2, example_K, dtype=torch.float32)
     with torch.no_grad(), warnings.catch_warnings():
         # The closures' shape checks (channel count, stencil width) become constants of the
@@ -358,9 +368,7 @@ def export_onnx(closure: nn.Module | dict[str, Any] | str | os.PathLike,
     ValueError
         If the closure cannot be exported or ``example_K`` is too small.
     """
-    wrapper = ClosureExportModule(closure).float().cpu().eval()
-    example_K = _check_example_K(example_K, wrapper.closure)
-    path, sidecar = _check_targets(path, overwrite)
+    wrapper, example_K, path, sidecar = _prepare(closure, example_K, path, overwrite)
     batch = torch.export.Dim("batch", min=1)
     K = torch.export.Dim("K", min=_min_K(wrapper.closure))
     example = torch.randn(2, example_K, dtype=torch.float32)

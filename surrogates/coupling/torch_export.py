@@ -1,7 +1,7 @@
 r"""``torch.export`` and AOTInductor export of closures and operators, and checked loading.
 
 Public names are re-exported by :mod:`surrogates.coupling`; the contract, the sidecar and
-the export wrapper are those of :mod:`surrogates.coupling_export`.
+the export wrapper are those of :mod:`surrogates.coupling.export`.
 
 Loading without pickle
 ----------------------
@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from operators.base import OperatorModel, atomic_write
-from surrogates.coupling_export import (
+from operators.base import atomic_write
+from surrogates.coupling.export import (
     ClosureExportModule,
     _as_module,
     _check_example_K,
@@ -40,6 +40,7 @@ from surrogates.coupling_export import (
     _min_K,
     _sidecar,
     _write_sidecar,
+    sidecar_header,
 )
 
 __all__ = ["export_aoti", "export_torch", "load_aoti", "load_torch"]
@@ -58,12 +59,8 @@ def _check_example_shape(example_shape: Any) -> tuple[int, ...]:
 
 def _operator_sidecar(module: nn.Module, fmt: str, path: Path, in_shape: tuple[int, ...],
                       out_shape: tuple[int, ...], extra: dict[str, Any]) -> dict[str, Any]:
-    config = getattr(module, "config", None) if isinstance(module, OperatorModel) else None
     return {
-        "format": fmt,
-        "file": path.name,
-        "operator_class": type(module).__name__,
-        "config": config,
+        **sidecar_header(module, fmt, path, "operator"),
         "inputs": [{"name": OPERATOR_INPUT_NAME, "shape": ["batch", *in_shape[1:]],
                     "dtype": "float32", "meaning": "input fields, channels first"}],
         "outputs": [{"name": OPERATOR_OUTPUT_NAME, "shape": ["batch", *out_shape[1:]],

@@ -21,7 +21,7 @@ Contents
   ``X (batch, K)`` float32, output ``closure (batch, K)``. Spectral convolutions are replaced by
   an equivalent real DFT by matrix products whose basis is built at run time from ``K``, because
   the ONNX exporter cannot convert complex-valued FFT indexing; ``K`` stays a dynamic axis
-  (:mod:`surrogates.coupling_export`).
+  (:mod:`surrogates.coupling.export`).
 * Writers, each atomic, each with a JSON sidecar ``<path>.json`` describing the contract (names,
   shapes, dtype, units, meaning):
 
@@ -29,7 +29,7 @@ Contents
     ``examples/coupling_c/``);
   - :func:`export_torch` -- a ``torch.export`` program (``.pt2``), loaded without unpickling by
     :func:`load_torch`; closures and, with ``example_shape``, operators
-    (:mod:`surrogates.coupling_torch`);
+    (:mod:`surrogates.coupling.torch_export`);
   - :func:`export_aoti` -- an AOTInductor package (``.pt2``, compiled C++), loaded by
     :func:`load_aoti` or LibTorch's ``AOTIModelPackageLoader``;
   - :func:`export_torchscript` -- deprecated (``torch.jit`` is deprecated upstream).
@@ -51,14 +51,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from surrogates.coupling_export import (
+from surrogates.coupling.export import (
     ClosureExportModule,
     DFTSpectralConv1d,
     _as_module,
     export_onnx,
     export_torchscript,
 )
-from surrogates.coupling_torch import export_aoti, export_torch, load_aoti, load_torch
+from surrogates.coupling.torch_export import export_aoti, export_torch, load_aoti, load_torch
 
 __all__ = ["ClosureExportModule", "ClosureInterface", "DFTSpectralConv1d", "export_aoti",
            "export_onnx", "export_torch", "export_torchscript", "load_aoti", "load_torch"]

@@ -1,0 +1,155 @@
+"""The run-folder contract every family follows.
+
+A run folder is what ``surrogates train ...`` (or ``solve ...``) writes and what ``evaluate``,
+``predict`` and ``export`` read. It holds ``run_config.json``, a JSON object with at least
+
+- ``kind``: which family's runs module wrote it (one of :data:`KINDS`), so that the command
+  line can hand the folder to that family (``surrogates.cli.FAMILIES``) without guessing;
+- enough of the resolved configuration to repeat the run,
+
+plus the family's own files (weights as ``model.pt`` / safetensors-free torch state dicts read
+with ``weights_only=True``, ``history.json``, ...). :func:`start_run` creates the folder and
+writes the configuration; :func:`read_run_config` reads it back and checks its kind.
+
+Folders written before kinds existed (operator and closure runs of 0.x) carry no ``kind``;
+:func:`read_run_config` infers it from their ``model_class``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from surrogates import distributed
+from surrogates.data.common import write_json
+
+RUN_CONFIG_NAME = "run_config.json"
+
+#: Every run kind, with the family that writes it (``surrogates.cli.FAMILIES`` has one row per
+#: family and lists its kinds).
+KINDS = {
+    "closure": "lorenz96",            # closures of Lorenz-96 (and their ensembles, fine-tunings)
+    "operator": "darcy",              # FNO / MgNO on gridded fields
+    "pde_rollout": "pde1d",           # autoregressive steppers on PDEBench 1D files
+    "deeponet_acoustics": "acoustics",
+    "climatebench": "climatebench",
+    "mmgp": "airfoil",
+    "pinn": "pinn",
+}
+
+#: ``model_class`` values of Lorenz-96 closure runs (kind ``"closure"``); they also mark a 0.x
+#: folder without ``kind`` as one.
+CLOSURE_MODEL_CLASSES = ("MNOClosure", "LocalMLPClosure", "PolynomialClosure", "NextStateFNO",
+                          "ClosureEnsemble")
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    """Create ``run_dir``; a non-empty one needs ``overwrite`` (it is replaced) or ``resume``.
+
+    Under ``torchrun`` rank 0 does it while the other ranks wait (a refusal is raised on every
+    rank)."""
+    run_dir = Path(run_dir)
+    ctx = distributed.context()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir} is a file, not a run folder; choose another --out")
+    refuse = (run_dir.exists() and any(run_dir.iterdir()) and not resume and not overwrite)
+    ctx.barrier()  # every rank has looked before rank 0 touches anything
+    if refuse:
+        raise FileExistsError(f"run folder {run_dir} exists and is not empty; pass "
+                              "--overwrite to replace it or --resume to continue it")
+    if ctx.is_main:
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.barrier()
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; known kinds: {sorted(KINDS)}")
+
+
+def write_run_config(run_dir: str | os.PathLike, kind: str, run_config: dict[str, Any]) -> Path:
+    """Write ``run_config.json`` (atomically) with ``kind`` first; returns its path."""
+    _check_kind(kind)
+    path = Path(run_dir) / RUN_CONFIG_NAME
+    if distributed.context().is_main:
+        write_json({"kind": kind, **{k: v for k, v in run_config.items() if k != "kind"}}, path)
+    return path
+
+
+def start_run(run_dir: str | os.PathLike, kind: str, run_config: dict[str, Any], *,
+              overwrite: bool, resume: bool = False,
+              fixed: tuple[str, ...] = ("model_config", "data")) -> Path:
+    """Prepare ``run_dir`` (:func:`prepare_run_dir`) and write its ``run_config.json``.
+
+    When resuming, the saved configuration's ``fixed`` entries must equal ``run_config``'s (the
+    model and the data cannot change under a checkpoint); the training settings may.
+
+    Raises
+    ------
+    FileExistsError
+        If the folder holds files and neither ``overwrite`` nor ``resume`` is given.
+    ValueError
+        When resuming with another kind, model or data.
+    """
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, overwrite, resume)
+    config_path = run_dir / RUN_CONFIG_NAME
+    if resume and config_path.exists():
+        saved = read_run_config(run_dir, kinds=(kind,))
+        for key in fixed:
+            if saved.get(key) != run_config.get(key):
+                raise ValueError(f"cannot resume {run_dir}: its {key} was {saved.get(key)}, now "
+                                 f"{run_config.get(key)}; start a new run folder instead")
+    write_run_config(run_dir, kind, run_config)
+    return run_dir
+
+
+def read_run_config(run_dir: str | os.PathLike,
+                    kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """``run_config.json`` of a run folder, with its ``kind`` (inferred for 0.x folders).
+
+    Parameters
+    ----------
+    run_dir : path-like
+    kinds : tuple of str, optional
+        The kinds the caller can handle; another kind raises a ValueError that names the
+        family whose commands read it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` is not a folder or has no ``run_config.json``.
+    ValueError
+        If the file is not a JSON object, or its kind is unknown or not in ``kinds``.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_CONFIG_NAME
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no such directory)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: {RUN_CONFIG_NAME} is missing")
+    try:
+        config = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); the run folder is damaged") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    if "kind" not in config:
+        if "model_class" not in config:
+            raise ValueError(f"{path} names neither a kind nor a model class")
+        config["kind"] = ("closure" if config["model_class"] in CLOSURE_MODEL_CLASSES
+                          else "operator")
+    kind = config["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"{run_dir} has the unknown run kind {kind!r}; known kinds: "
+                         f"{sorted(KINDS)}")
+    if kinds is not None and kind not in kinds:
+        wanted = " or ".join(sorted({KINDS[k] for k in kinds}))
+        raise ValueError(f"{run_dir} is a {KINDS[kind]} run (kind {kind!r}), not a {wanted} "
+                         f"run; use the {KINDS[kind]} commands on it")
+    return config
