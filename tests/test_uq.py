@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
+from surrogates.metrics.conformal import ConformalRecalibrator
 from surrogates.metrics.uq import (
-    ConformalRecalibrator,
     coverage_by_group,
     crps_ensemble,
     crps_gaussian,

@@ -34,7 +34,7 @@ i.i.d. from one distribution, the model fitted on other data), then for any mode
 **marginal**: over the draw of the calibration set and of the test point together. There is **no
 guarantee conditional on the input** -- coverage can be far below :math:`1 - \alpha` in one region
 of input space and above it in another; per-group coverage
-(:func:`surrogates.metrics.uq.coverage_by_group`) shows it. A distribution shift between
+(:func:`surrogates.metrics.uq_block.coverage_by_group`) shows it. A distribution shift between
 calibration and test data (other forcing, longer lead time, new geometry) breaks exchangeability
 and with it the guarantee. For pooled points of fields (marginal intervals over every grid
 point) the statement holds for a grid point drawn at random with its example; neighbouring points

@@ -4,7 +4,7 @@ r"""Figures of the uncertainty scores of :mod:`surrogates.metrics.uq` (PNG, Matp
 UQ block:
 
 * ``{prefix}_reliability.png`` -- observed against nominal coverage of central intervals at
-  the levels 0.05, 0.10, ..., 0.95 (:func:`surrogates.metrics.uq.reliability`). A calibrated
+  the levels 0.05, 0.10, ..., 0.95 (:func:`surrogates.metrics.uq_block.reliability`). A calibrated
   forecast lies on the diagonal; below it is over-confident, above under-confident.
 * ``{prefix}_pit.png`` -- the histogram of PIT values, :math:`u = \Phi((y - \mu)/\sigma)` for a
   Gaussian forecast (10 bins) or the ensemble rank (:func:`surrogates.metrics.uq.pit_values`,
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogates.metrics import uq
+from surrogates.metrics import uq, uq_block
 
 __all__ = ["write_uq_plots"]
 
 
 def _forecasts(y, mean, std, members, member_axis, calibrated_std) -> dict[str, dict]:
-    """Label -> keyword arguments of :func:`uq.reliability` for each forecast to draw."""
+    """Label -> keyword arguments of :func:`uq_block.reliability` for each forecast to draw."""
     if members is not None:
         if calibrated_std is not None:
             raise ValueError("calibrated_std applies to a Gaussian forecast (mean, std), not to "
@@ -44,7 +44,7 @@ def _forecasts(y, mean, std, members, member_axis, calibrated_std) -> dict[str, 
 def _pit(y, forecast: dict) -> tuple[np.ndarray, int]:
     """PIT values and the histogram's bin count for one forecast."""
     if "members" in forecast:
-        members = uq._members(forecast["members"], uq._array(y, "y"), forecast["member_axis"])
+        members = uq_block._members(forecast["members"], uq._array(y, "y"), forecast["member_axis"])
         return uq.pit_values(members, y, axis=-1).ravel(), members.shape[-1] + 1
     return uq.gaussian_pit(forecast["mean"], forecast["std"], y).ravel(), 10
 
@@ -65,7 +65,7 @@ def write_uq_plots(y, mean=None, std=None, out_dir: str | os.PathLike = ".", pre
     prefix : str, default "uq"
         File-name prefix: ``{prefix}_reliability.png`` and ``{prefix}_pit.png``.
     members : array_like or sequence of array_like, optional
-        Ensemble instead of ``mean``/``std`` (as in :func:`surrogates.metrics.uq.uq_block`);
+        Ensemble instead of ``mean``/``std`` (as in :func:`surrogates.metrics.uq_block.uq_block`);
         levels the member count cannot reach are left out of the reliability diagram.
     member_axis : int, default 0
     calibrated_std : array_like, optional
@@ -81,13 +81,13 @@ def write_uq_plots(y, mean=None, std=None, out_dir: str | os.PathLike = ".", pre
     Raises
     ------
     ValueError
-        On the errors of :func:`surrogates.metrics.uq.reliability` (mismatched shapes, bad std,
-        members of different shapes, neither or both forecast forms).
+        On the errors of :func:`surrogates.metrics.uq_block.reliability` (mismatched shapes, bad
+        std, members of different shapes, neither or both forecast forms).
     """
     from surrogates.plots import _save, plt
 
     forecasts = _forecasts(y, mean, std, members, member_axis, calibrated_std)
-    curves = {label: uq.reliability(y, **kw) for label, kw in forecasts.items()}
+    curves = {label: uq_block.reliability(y, **kw) for label, kw in forecasts.items()}
     pits = {label: _pit(y, kw) for label, kw in forecasts.items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
