@@ -10,11 +10,22 @@ config must not (so the weights really came from the file). A newly registered c
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import pytest
 import torch
 
-import operators  # noqa: F401  (registers every operator)
+import operators
+import surrogates
 from operators.base import build, load_model, registered, save_model
+
+# Import every module of both packages, so that the registry holds every class that any of them
+# registers (operators register by class name when their module is imported).
+for _package in (operators, surrogates):
+    for _info in pkgutil.walk_packages(_package.__path__, f"{_package.__name__}."):
+        if not _info.name.endswith("__main__"):
+            importlib.import_module(_info.name)
 
 _FNO1 = {"in_channels": 2, "out_channels": 1, "n_modes": [4], "hidden_channels": 8,
          "n_layers": 1}
@@ -45,6 +56,11 @@ EXAMPLES = {
     "PolynomialClosure": ({"degree": 3}, lambda g: (torch.randn(3, 1, 12, generator=g),)),
     "NextStateFNO": ({"step_mtu": 0.05, "n_modes": [4], "hidden_channels": 8, "n_layers": 1},
                      lambda g: (torch.randn(3, 1, 12, generator=g),)),
+    "UnrolledHybrid": ({"closure_class": "MNOClosure", "dt": 0.005, "substeps": 2,
+                        "n_frames": 2,
+                        "closure_config": {"n_modes": [4], "hidden_channels": 8, "n_layers": 1}},
+                       lambda g: (torch.cat([torch.randn(3, 1, 12, generator=g),
+                                             torch.full((3, 1, 12), 10.0)], dim=1),)),
     "NormalizedOperator": ({"model_class": "FNO", "model_config": {**_FNO1, "in_channels": 1}},
                            lambda g: (torch.randn(3, 1, 16, generator=g),)),
 }
