@@ -55,6 +55,10 @@ if TYPE_CHECKING:  # the hybrid evaluation imports the JAX solver: only when the
 #: 5x slower training epochs, up to ~50x slower hybrid steps with 2 threads than with 1).
 TORCH_THREADS = 1
 
+#: Fraction of the training trajectories held out to calibrate split-conformal intervals
+#: (:mod:`surrogates.runs.calibration`).
+CALIBRATION_FRACTION = 0.2
+
 #: Report label of each hybrid model, keyed by its name in the hybrid evaluation (run folder name).
 CLOSURE_LABELS = {"mno": "MNO closure", "cubic": "cubic polynomial", "no closure": "no closure"}
 
@@ -142,6 +146,13 @@ def _closure_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _closure_heading(rows: dict[str, dict[str, Any]]) -> str:
+    """The section's headline: the MNO hybrid's valid prediction time against coarse physics."""
+    mno, base = rows[CLOSURE_LABELS["mno"]], rows[CLOSURE_LABELS["no closure"]]
+    return (f"## Hybrid model: MNO closure VPT {_fmt(mno['vpt_mean'], '.2f')} MTU vs coarse "
+            f"physics {_fmt(base['vpt_mean'], '.2f')} MTU\n\n")
+
+
 def _what_you_see(rows: dict[str, dict[str, Any]]) -> str:
     """One or two sentences reading the closure table (worded from the numbers, not assumed)."""
     base = rows[CLOSURE_LABELS["no closure"]]
@@ -200,6 +211,22 @@ def run_closure_section(spec: DataSpec, out: Path, *, quick: bool = False) -> di
             "models": _closure_rows(hybrid, offline_r2), "timings": timings}
 
 
+def _uq_text(metrics: dict[str, Any]) -> str:
+    """The offline FNO's uncertainty: none raw, then its split-conformal intervals."""
+    report = next(iter(metrics["uq"].values()))
+    cal = report.get("calibrated")
+    if cal is None:
+        return "Uncertainty: none (the FNO is deterministic and was not calibrated).\n\n"
+    cover, fields = cal["coverage"], cal["field_coverage"]
+    return (f"Uncertainty: the FNO alone is deterministic (no intervals before calibration). "
+            f"Calibrated by split-conformal prediction on {cal['n_calibration']} examples of "
+            f"training trajectories held out of the fit, its 90 % / 95 % intervals cover "
+            f"{cover['0.9']:.3f} / {cover['0.95']:.3f} of the test targets (marginal; whole "
+            f"rings of K values: {fields['0.9']:.3f} / {fields['0.95']:.3f}); CRPS "
+            f"{cal['crps']:.4f} 1/MTU. Plots: `evaluation/uq_reliability.png`, "
+            "`evaluation/uq_pit.png`.\n\n")
+
+
 def run_demo(out: Path, *, quick: bool = False) -> Path:
     """Run the demo into the new folder ``out``; return the path of its ``report.md``."""
     out = Path(out)
@@ -220,7 +247,7 @@ def _run_demo(out: Path, quick: bool) -> Path:
 
     started = time.perf_counter()
     spec = DataSpec(path=str(data_path), inputs=["X"], targets=["subgrid_forcing"],
-                    spatial_dims=["k"])
+                    spatial_dims=["k"], calibration=CALIBRATION_FRACTION)
     result = train_operator(spec, out / "run", model_class="FNO", model_config=model_config,
                             train_config=train_config)
     timings["train_s"] = time.perf_counter() - started
@@ -255,14 +282,18 @@ def _run_demo(out: Path, quick: bool) -> Path:
         f"{data_config.spinup_steps * data_config.dt:g} MTU spin-up: `lorenz96.nc`.\n"
         "Task: predict the subgrid forcing -(h c/b) sum_j Y_jk from the slow state X.\n"
         f"Model: FNO {model_config}, {len(result.history)} epochs: `run/`.\n\n"
-        f"## Test split ({metrics['n_samples']} held-out trajectories)\n\n"
+        f"## Offline closure: FNO R^2 {m['r2']:.3f} on {metrics['n_samples']} held-out "
+        "trajectories (the training mean scores 0)\n\n"
         "| metric | value |\n|---|---|\n"
         f"| relative L2 (mean) | {m['relative_l2_mean']:.4f} |\n"
         f"| RMSE (1/MTU) | {m['rmse']:.4f} |\n"
         f"| R^2 | {m['r2']:.4f} |\n\n"
         "Plots: `evaluation/parity.png`, `evaluation/snapshot.png`, "
         "`evaluation/training_curves.png`.\n\n"
-        "## Climate closure: the learned closure inside the hybrid model\n\n"
+        + _uq_text(metrics)
+        + "Next: `surrogates predict run --out pred.nc` writes the predictions with their "
+        "calibrated std.\n\n"
+        + _closure_heading(closure["models"]) +
         f"An MNO closure {closure['model_config']} ({closure['epochs']} epochs: `mno/`) and the "
         "cubic polynomial closure of Wilks (2005) (least squares: `cubic/`) are coupled into the "
         f"coarse Lorenz-96 equations (hybrid model, {h['scheme'].upper()} at "
@@ -283,6 +314,9 @@ def _run_demo(out: Path, quick: bool) -> Path:
         + _what_you_see(closure["models"])
         + (" (Quick mode: too few epochs and too short horizons for these numbers to mean "
            "anything.)" if quick else "") + "\n\n"
+        "Next: `surrogates evaluate mno --compare cubic --scheme rk4 --dt-factor 10` reruns "
+        "this table; `surrogates export mno --format onnx` writes the closure for a host "
+        "model.\n\n"
         f"Time: generate {timings['generate_s']:.1f} s, train FNO {timings['train_s']:.1f} s, "
         f"evaluate FNO {timings['evaluate_s']:.1f} s, train MNO {timings['train_mno_s']:.1f} s, "
         f"fit and evaluate cubic {timings['fit_cubic_s']:.1f} s, hybrid evaluation "

@@ -57,7 +57,8 @@ def run_climate_section(out: Path, *, quick: bool = False) -> dict[str, Any]:
         f"{s['total']:.3f} |\n" for name, table in tables.items() for var, s in table.items())
     gp_tas = uq.get("climate-gp", {}).get("tas", {})
     text = (
-        "## Climate emulation: ClimateBench-shaped data\n\n"
+        f"## Climate emulation: PCA + GP tas total NRMSE {tables['climate-gp']['tas']['total']:.3f}"
+        f" vs linear pattern scaling {tables['pattern-scaling']['tas']['total']:.3f}\n\n"
         f"Synthetic data in ClimateBench's layout (`climatebench/`, {data_config.n_lat} x "
         f"{data_config.n_lon} grid, {data_config.members} members per experiment; labelled "
         "synthetic: a two-layer energy-balance model driven by greenhouse-gas and aerosol "
@@ -68,8 +69,11 @@ def run_climate_section(out: Path, *, quick: bool = False) -> dict[str, Any]:
         "| emulator | variable | spatial | global | total |\n|---|---|---:|---:|---:|\n" + rows
         + (f"\nThe GP's 90 % intervals for tas cover {gp_tas['coverage']:.0%} of the truth "
            f"(CRPS {gp_tas['crps']:.3f} K)." if gp_tas else "")
-        + " Run folders: `climate-pattern-scaling/`, `climate-climate-gp/`; on real ClimateBench "
-        "data: `surrogates train pattern-scaling --data DIR --out RUN`.\n")
+        + " Run folders: `climate-pattern-scaling/`, `climate-climate-gp/`; reliability and PIT "
+        "plots: `climate-climate-gp/evaluation/uq_ssp245_*`.\n\n"
+        "Next: `surrogates predict climate-climate-gp --out ssp245.nc` writes the GP's fields "
+        "with their std; on real ClimateBench data: `surrogates train climate-gp --data DIR "
+        "--out RUN`.\n")
     return {"data_config": dataclasses.asdict(data_config),
             "gp_config": dataclasses.asdict(gp_config), "nrmse": tables, "uq": uq,
             "timings": timings, "report": text}
@@ -113,8 +117,12 @@ def run_airfoil_section(out: Path, *, quick: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     result = evaluate_mmgp_run(out / "mmgp")
     timings["evaluate_s"] = time.perf_counter() - started
+    lift = result["metrics"].get("cl", {})
+    lift_uq = (result["uq"].get("cl", {}).get("raw") or {}).get("coverage", {})
+    headline = (f"lift RRMSE {lift['rrmse']:.3f}, 90 % interval coverage "
+                f"{lift_uq.get('0.9', float('nan')):.2f}" if lift else "")
     text = (
-        "## Airfoils: mesh-morphing Gaussian-process regression (MMGP)\n\n"
+        f"## Airfoils (MMGP): {headline}\n\n"
         f"{data_config.n_shapes} NACA 4-digit shapes x {data_config.conditions_per_shape} angles "
         "of attack, each on its own Triangle mesh with the panel method's pressure field "
         "(`airfoils/`). MMGP morphs one training mesh onto every other (RBF), reduces the "
@@ -124,7 +132,8 @@ def run_airfoil_section(out: Path, *, quick: bool = False) -> dict[str, Any]:
         "intervals:\n\n"
         + metrics_table(result["metrics"]) + "\n\n"
         "Plots: `mmgp/evaluation/calibration.png`, `mmgp/evaluation/fields_cp.png` (mean, error "
-        "and standard deviation on the mesh). Predict a new mesh: `surrogates predict mmgp "
-        "--mesh FILE.vtu --alpha 4 --mach 0.2 --reynolds 3e6 --out pred.vtu`.\n")
+        "and standard deviation on the mesh), `mmgp/evaluation/uq_cl_reliability.png`.\n\n"
+        "Next: `surrogates predict mmgp --mesh FILE.vtu --alpha 4 --mach 0.2 --reynolds 3e6 "
+        "--out pred.vtu` predicts a new mesh with its uncertainty.\n")
     return {"data_config": dataclasses.asdict(data_config), "metrics": result["metrics"],
             "timings": timings, "report": text}
