@@ -39,7 +39,7 @@ from surrogates.metrics.conformal import (
     field_coverage,
     recalibrator_from_dict,
 )
-from surrogates.metrics.uq import uq_block
+from surrogates.metrics.uq_block import uq_block
 from surrogates.metrics.uq_plots import write_uq_plots
 
 CALIBRATION_NAME = "calibration.json"
