@@ -9,6 +9,7 @@ import click
 
 from surrogates.cli import options as opt
 from surrogates.cli.family import Family
+from surrogates.cli.operators import CALIBRATE
 from surrogates.data.acoustics_generate import WaveDataConfig
 from surrogates.runs.acoustics import DeepONetDataSpec
 
@@ -79,6 +80,10 @@ DEEPONET_TRAIN = {"epochs": 300, "batch_size": 8, "lr": 1e-3, "loss": "mse"}
     "sensors_per_axis": "Pulse sensors per axis",
     "points_per_sample": "Random space-time points per source and epoch",
 }))
+@click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train a deep ensemble of this many DeepONets (seeds seed, seed+1, ...) in "
+                   "member-* subfolders; evaluate and predict use their mean and spread.")
+@CALIBRATE
 @click.option("--network", type=click.Choice(["mlp", "modified"]), help="[modified].")
 @click.option("--activation", type=click.Choice(["tanh", "sine"]), help="[tanh].")
 @click.option("--n-basis", type=int, help="Basis functions p [100].")
@@ -89,18 +94,21 @@ DEEPONET_TRAIN = {"epochs": 300, "batch_size": 8, "lr": 1e-3, "loss": "mse"}
 @opt.fit_options(DEEPONET_TRAIN)
 @opt.fail_cleanly
 def train_deeponet(data_path, run_dir, config_path, branch, sensors_per_axis, points_per_sample,
-                   network, activation, n_basis, width, depth, fourier_features, overwrite,
-                   resume, **train_flags):
+                   members, calibration, network, activation, n_basis, width, depth,
+                   fourier_features, overwrite, resume, **train_flags):
     """DeepONet from a source to its whole pressure field (room acoustics).
 
     DATA is a dataset from `surrogates generate wave2d|wave3d`; the loss is the MSE in Pa^2.
+    --calibrate draws its sources from the training split (at least 19) and fits one conformal
+    scale per output time on their whole fields.
     """
     from surrogates.runs.acoustics import train_deeponet as train
+    from surrogates.runs.acoustics import train_deeponet_ensemble
 
     table = opt.read_toml(config_path)
     data = opt.config_from(DeepONetDataSpec, table.get("data", {}), {
         "path": data_path, "branch": branch, "sensors_per_axis": sensors_per_axis,
-        "points_per_sample": points_per_sample})
+        "points_per_sample": points_per_sample, "calibration": calibration})
     model = dict(table.get("model", {}))
     for key, value in (("network", network), ("activation", activation),
                        ("n_basis", n_basis), ("fourier_features", fourier_features)):
@@ -110,11 +118,21 @@ def train_deeponet(data_path, run_dir, config_path, branch, sensors_per_axis, po
         hidden = [width or 128] * (depth or 3)
         model.update(branch_hidden=hidden, trunk_hidden=hidden)
     train_config = opt.train_config_from(table, train_flags, DEEPONET_TRAIN)
-    result = train(data, run_dir, model_config=model, train_config=train_config,
-                   overwrite=overwrite, resume=resume)
-    click.echo(f"trained {len(result.history)} epochs; best validation MSE "
-               f"{result.best_validation_loss:.4e} Pa^2 at epoch {result.best_epoch}; run "
-               f"in {run_dir}")
+    common = {"model_config": model, "train_config": train_config, "overwrite": overwrite,
+              "resume": resume}
+    if members > 1:
+        results = train_deeponet_ensemble(data, run_dir, n_members=members, **common)
+        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in results)
+        click.echo(f"trained an ensemble of {members} (seeds {train_config.seed}.."
+                   f"{train_config.seed + members - 1}); best validation MSE {losses} Pa^2; "
+                   f"run in {run_dir}")
+    else:
+        result = train(data, run_dir, **common)
+        click.echo(f"trained {len(result.history)} epochs; best validation MSE "
+                   f"{result.best_validation_loss:.4e} Pa^2 at epoch {result.best_epoch}; run "
+                   f"in {run_dir}")
+    if data.calibration:
+        click.echo(f"calibrated per-time conformal intervals on {run_dir}/calibration.json")
 
 
 @click.command("evaluate")
@@ -128,7 +146,8 @@ def evaluate_deeponet(run_dir, data_path, split, out_dir) -> None:
 
     result = evaluate_deeponet_run(run_dir, data_path, split=split, out_dir=out_dir)
     f = result["field"]
-    click.echo(f"{result['n_samples']} held-out sources ({split}): field RMSE "
+    members = f" (mean of {result['n_members']} members)" if result["n_members"] > 1 else ""
+    click.echo(f"{result['n_samples']} held-out sources ({split}): field RMSE{members} "
                f"{f['rmse_pa']:.4f} Pa, relative L2 {f['rel_l2']:.4f}")
     if "receivers" in result:
         rms = ", ".join(f"{v:.4f}" for v in result["receivers"]["rmse_pa"])
@@ -154,7 +173,8 @@ def _predict(run_dir, data_path, out, split, overwrite):
 
 predict_deeponet = opt.file_predictor(
     _predict, "Whole pressure fields of a dataset split's sources, written to netCDF.",
-    "netCDF file: pressure and pressure_reference on (sample, time, *axes).",
+    "netCDF file: pressure, pressure_reference and, for an ensemble or a calibrated run, "
+    "pressure_std on (sample, time, *axes).",
     data_help="Acoustic dataset [the training dataset].")
 
 
@@ -163,10 +183,10 @@ FAMILY = Family(
     generate=(_generate_command(2), _generate_command(3)), train=(train_deeponet,),
     evaluate=evaluate_deeponet, predict=predict_deeponet,
     example=(
-        "generate wave2d --out {dir}/wave.nc --size 1 1 --spacing 0.1 --n-sources 6 "
+        "generate wave2d --out {dir}/wave.nc --size 1 1 --spacing 0.1 --n-sources 30 "
         "--n-times 5 --t-max 0.002 --n-receivers 2 --source-margin 0.3",
         "train deeponet {dir}/wave.nc --out {dir}/run --epochs 1 --width 16 --depth 1 "
-        "--n-basis 8 --points-per-sample 64 --sensors-per-axis 3",
+        "--n-basis 8 --points-per-sample 64 --sensors-per-axis 3 --members 2 --calibrate 0.8",
         "evaluate {dir}/run",
         "predict {dir}/run --out {dir}/fields.nc",
     ),

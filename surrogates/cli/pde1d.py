@@ -9,6 +9,7 @@ import click
 
 from surrogates.cli import options as opt
 from surrogates.cli.family import Family
+from surrogates.cli.operators import CALIBRATE
 from surrogates.data.pdebench_generate import PDE1DGenerateConfig
 from surrogates.runs.pde1d import PDEBenchDataSpec
 
@@ -83,6 +84,10 @@ def _generate_command(pde: str) -> click.Command:
 ROLLOUT_TRAIN = {"epochs": 40, "batch_size": 8, "lr": 3e-3, "scheduler": "step", "step_size": 8,
                  "gamma": 0.5}
 _ROLLOUT_KEYS = {"context", "warmup_epochs", "aux_weight", "step_normalization"}
+MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+                       help="Train a deep ensemble of this many rollout models (seeds seed, "
+                            "seed+1, ...) in member-* subfolders; evaluate and predict use "
+                            "their mean and spread.")
 
 
 @click.command("rollout")
@@ -98,6 +103,8 @@ _ROLLOUT_KEYS = {"context", "warmup_epochs", "aux_weight", "step_normalization"}
     "reduced_resolution": "PDEBench stride in x",
     "reduced_resolution_t": "PDEBench stride in time",
 }))
+@MEMBERS
+@CALIBRATE
 @click.option("--context", type=int, help="Frames the model sees [1].")
 @click.option("--warmup-epochs", type=int, help="Epochs on CAPE's auxiliary loss alone "
                                                 "[2 for CAPE models, else 0].")
@@ -108,19 +115,22 @@ _ROLLOUT_KEYS = {"context", "warmup_epochs", "aux_weight", "step_normalization"}
 @opt.fit_options(ROLLOUT_TRAIN)
 @opt.fail_cleanly
 def train_rollout(files, run_dir, model, config_path, reduced_resolution, reduced_resolution_t,
-                  context, warmup_epochs, step_normalization, overwrite, resume, **train_flags):
+                  members, calibration, context, warmup_epochs, step_normalization, overwrite,
+                  resume, **train_flags):
     """Autoregressive solver on PDEBench 1D files (one per parameter value), CAPE curriculum.
 
     FILES are PDEBench HDF5 files of one PDE, e.g. from `surrogates generate advection`. The
     model maps the last --context frames (and, for CAPE models, the PDE parameters) to the next
     frame; training moves from teacher forcing to full rollouts (Takamoto et al. 2023).
+    --calibrate draws its trajectories from each file's training samples and fits one conformal
+    scale per lead time on their full rollouts (at least 19 trajectories in all).
     """
-    from surrogates.runs.pde1d import train_rollout as train
+    from surrogates.runs.pde1d import train_rollout, train_rollout_ensemble
 
     table = opt.read_toml(config_path)
     data = opt.config_from(PDEBenchDataSpec, table.get("data", {}), {
         "paths": list(files), "reduced_resolution": reduced_resolution,
-        "reduced_resolution_t": reduced_resolution_t})
+        "reduced_resolution_t": reduced_resolution_t, "calibration": calibration})
     train_config = opt.train_config_from(table, train_flags, ROLLOUT_TRAIN)
     rollout = {**table.get("rollout", {}),
                **{k: v for k, v in (("context", context), ("warmup_epochs", warmup_epochs),
@@ -130,10 +140,21 @@ def train_rollout(files, run_dir, model, config_path, reduced_resolution, reduce
     if unknown:
         raise click.BadParameter(f"unknown keys {sorted(unknown)} in [rollout]",
                                  param_hint="--config")
-    result = train(data, run_dir, model=model, model_config=table.get("model"),
-                   train_config=train_config, overwrite=overwrite, resume=resume, **rollout)
-    click.echo(f"trained {len(result.history)} epochs; best validation rollout loss "
-               f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
+    common = {"model": model, "model_config": table.get("model"), "train_config": train_config,
+              "overwrite": overwrite, "resume": resume, **rollout}
+    if members > 1:
+        results = train_rollout_ensemble(data, run_dir, n_members=members, **common)
+        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in results)
+        click.echo(f"trained an ensemble of {members} (seeds {train_config.seed}.."
+                   f"{train_config.seed + members - 1}); best validation rollout losses "
+                   f"{losses}; run in {run_dir}")
+    else:
+        result = train_rollout(data, run_dir, **common)
+        click.echo(f"trained {len(result.history)} epochs; best validation rollout loss "
+                   f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in "
+                   f"{run_dir}")
+    if data.calibration:
+        click.echo(f"calibrated per-lead conformal intervals on {run_dir}/calibration.json")
 
 
 def _files(data_path: str | None) -> list[str] | None:
@@ -158,7 +179,25 @@ def evaluate_rollout(run_dir, data_path, split, out_dir) -> None:
         click.echo(f"{key}: nRMSE {scores['nrmse']:.4f}, RMSE {scores['rmse']:.4g}, max "
                    f"error {scores['max_error']:.4g} ({scores['n_samples']} samples)")
     opt.echo_uq_block(result.get("uq"))
+    _echo_by_lead(result["uq"]["u"])
     click.echo(f"wrote {out_dir or f'{run_dir}/evaluation'}")
+
+
+def _echo_by_lead(report) -> None:
+    """One line on how the spread follows the error from the first to the last lead."""
+    lead = report["by_lead"]
+    rmse = lead["rmse"]
+    for name in ("spread", "calibrated_spread"):
+        if name in lead:
+            corr = lead[f"{name}_rmse_correlation"]
+            click.echo(f"by lead: RMSE {rmse[0]:.4g} -> {rmse[-1]:.4g}, "
+                       f"{name.replace('_', ' ')} {lead[name][0]:.4g} -> {lead[name][-1]:.4g} "
+                       f"(correlation across lead "
+                       f"{'n/a' if corr is None else format(corr, '.3f')})")
+    calibrated = report.get("calibrated", {}).get("by_group", {}).get("0.9")
+    if calibrated:
+        click.echo(f"calibrated 90 % coverage by lead: {calibrated['coverage'][0]:.3f} (first) "
+                   f"-> {calibrated['coverage'][-1]:.3f} (last)")
 
 
 def _predict(run_dir, data_path, out, split, overwrite):
@@ -169,7 +208,8 @@ def _predict(run_dir, data_path, out, split, overwrite):
 
 predict_rollout = opt.file_predictor(
     _predict, "Full autoregressive rollouts of a split of PDEBench files, written to netCDF.",
-    "netCDF file: u (the rollouts) and u_reference on (sample, time, x).", data_help=_DATA_HELP)
+    "netCDF file: u (the rollouts), u_reference and, for an ensemble or a calibrated run, u_std "
+    "on (sample, time, x).", data_help=_DATA_HELP)
 
 
 FAMILY = Family(
@@ -180,7 +220,7 @@ FAMILY = Family(
     example=(
         "generate advection --out {dir}/pde --values 0.4 --n-samples 10 --N 32 --n-frames 11",
         "train rollout {dir}/pde/1D_Advection_Sols_beta0.4.hdf5 --out {dir}/run --model fno "
-        "--epochs 1 --batch-size 4",
+        "--epochs 1 --batch-size 4 --members 2",
         "evaluate {dir}/run",
         "predict {dir}/run --out {dir}/rollouts.nc",
     ),
