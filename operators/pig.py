@@ -37,7 +37,9 @@ means and widths are in rescaled (dimensionless) units whatever the physical box
   :math:`w \sim \mathcal{N}(0, s^2)` with :math:`s` = ``weight_scale`` (default 0.1).
 
 The PINN baseline :class:`MLP` is a tanh multilayer perceptron on the same rescaled input,
-with Glorot-uniform initialisation (Glorot & Bengio 2010) and zero biases.
+with Glorot-uniform initialisation (Glorot & Bengio 2010) and zero biases. It and the layers it
+shares with the PIG's decoder live in :mod:`operators.pig_mlp`, the algebra of the closed-form
+derivatives in :mod:`operators.pig_jet`; import everything from this module.
 
 Both models share one interface: the model is a small frozen dataclass (its *spec*, JSON-able
 through :func:`model_to_dict` / :func:`model_from_dict`), parameters are a dict of ``jnp``
@@ -86,6 +88,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from operators.pig_jet import _matchings_poly, _mlp_jet
+from operators.pig_mlp import (
+    _DTYPES,
+    MLP,
+    _check_box,
+    _check_dtype,
+    _check_hidden,
+    _check_point,
+    _check_pos_int,
+    _glorot_layers,
+    _mlp,
+    _rescale,
+)
+
 __all__ = [
     "MLP",
     "PIG",
@@ -96,89 +112,11 @@ __all__ = [
     "sigmas",
 ]
 
-_DTYPES = ("float32", "float64")
-
-
-def _check_box(lower, upper) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    try:
-        lo = tuple(float(v) for v in lower)
-        hi = tuple(float(v) for v in upper)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"lower and upper must be sequences of numbers, got {lower!r} and {upper!r}"
-        ) from None
-    if len(lo) != len(hi) or len(lo) == 0:
-        raise ValueError(
-            f"lower and upper must have the same non-zero length, got {len(lo)} and {len(hi)}"
-        )
-    if not all(math.isfinite(a) and math.isfinite(b) and b > a for a, b in zip(lo, hi,
-                                                                            strict=True)):
-        raise ValueError(f"need finite lower < upper in every coordinate, got {lo} and {hi}")
-    return lo, hi
-
-
-def _check_pos_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_hidden(hidden, allow_empty: bool) -> tuple[int, ...]:
-    try:
-        h = tuple(hidden)
-    except TypeError:
-        raise ValueError(f"hidden must be a sequence of layer widths, got {hidden!r}") from None
-    if not h and not allow_empty:
-        raise ValueError("hidden must have at least one layer")
-    return tuple(_check_pos_int(v, "each hidden width") for v in h)
-
-
-def _check_dtype(dtype) -> str:
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if name == "float64" and not jax.config.jax_enable_x64:
-        raise ValueError(
-            "dtype='float64' needs JAX's 64-bit mode: call inside `with jax.enable_x64(True):`"
-        )
-    return name
-
 
 def _grid_side(n: int, d: int) -> int | None:
     """``m`` with ``m**d == n``, or None."""
     m = round(n ** (1.0 / d))
     return next((k for k in (m - 1, m, m + 1) if k >= 1 and k**d == n), None)
-
-
-def _rescale(x, lower, upper):
-    lo = jnp.asarray(lower, x.dtype)
-    hi = jnp.asarray(upper, x.dtype)
-    return 2.0 * (x - lo) / (hi - lo) - 1.0
-
-
-def _check_point(x, dim: int):
-    if x.shape != (dim,):
-        raise ValueError(
-            f"apply takes one point of shape ({dim},), got shape {x.shape}; "
-            "use jax.vmap(model.apply, (None, 0)) or apply_batch for a batch"
-        )
-
-
-def _glorot_layers(key, sizes: tuple[int, ...], dtype) -> list[dict]:
-    layers = []
-    keys = jax.random.split(key, len(sizes) - 1)
-    for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
-        lim = math.sqrt(6.0 / (n_in + n_out))
-        W = jax.random.uniform(k, (n_in, n_out), dtype, -lim, lim)
-        layers.append({"W": W, "b": jnp.zeros((n_out,), dtype)})
-    return layers
-
-
-def _mlp(layers: list[dict], h):
-    for layer in layers[:-1]:
-        h = jnp.tanh(h @ layer["W"] + layer["b"])
-    out = h @ layers[-1]["W"] + layers[-1]["b"]
-    return out[0]
 
 
 @dataclass(frozen=True)
@@ -500,50 +438,6 @@ class PIG:
         return _mlp_jet(params["decoder"], self._feature_jet(local, xh, axes, subsets))
 
 
-@dataclass(frozen=True)
-class MLP:
-    """PINN baseline: a tanh MLP on the rescaled input, Glorot-uniform init, scalar output.
-
-    Parameters
-    ----------
-    lower, upper : sequence of float, length d
-        The problem's box; inputs are rescaled from it to ``[-1, 1]^d``.
-    hidden : tuple of int, default (64, 64, 64)
-        Hidden widths (at least one layer).
-    dtype : {"float32", "float64"}, default "float32"
-        Dtype of the parameters made by :meth:`init`.
-    """
-
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    hidden: tuple[int, ...] = (64, 64, 64)
-    dtype: str = "float32"
-
-    def __post_init__(self):
-        lo, hi = _check_box(self.lower, self.upper)
-        object.__setattr__(self, "lower", lo)
-        object.__setattr__(self, "upper", hi)
-        object.__setattr__(self, "hidden", _check_hidden(self.hidden, allow_empty=False))
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-
-    @property
-    def dim(self) -> int:
-        """Input dimension ``d``."""
-        return len(self.lower)
-
-    def init(self, key) -> dict:
-        """Parameters ``{"layers": [{"W", "b"}, ...]}``."""
-        dtype = _check_dtype(self.dtype)
-        return {"layers": _glorot_layers(key, (self.dim, *self.hidden, 1), dtype)}
-
-    def apply(self, params: dict, x) -> jax.Array:
-        """The scalar field at one point ``x`` of shape ``(d,)``."""
-        x = jnp.asarray(x)
-        _check_point(x, self.dim)
-        return _mlp(params["layers"], _rescale(x, self.lower, self.upper))
-
-
 def _precision_factor(params: dict) -> jax.Array:
     """Lower-triangular ``A`` (N, d, d) with positive diagonal; precision ``A A^T``."""
     low = jnp.tril(params["chol_lower"], k=-1)
@@ -596,77 +490,3 @@ def model_from_dict(spec: dict) -> PIG | MLP:
         if key in spec:
             spec[key] = tuple(spec[key])
     return classes[kind](**spec)
-
-
-def _matchings_poly(a: list, c: dict, idx: tuple):
-    """:math:`\\sum_M \\prod_{(j,l)\\in M} c_{jl} \\prod_{m \\notin M} a_m` over the partial
-    matchings ``M`` of the direction indices ``idx`` (pairs missing from ``c`` are zero)."""
-    if not idx:
-        return 1.0
-    j, rest = idx[0], idx[1:]
-    out = a[j] * _matchings_poly(a, c, rest)
-    for pos, m in enumerate(rest):
-        if (j, m) in c:
-            out = out + c[j, m] * _matchings_poly(a, c, rest[:pos] + rest[pos + 1:])
-    return out
-
-
-def _set_partitions(mask: int) -> list[list[int]]:
-    """All partitions of the set of bits of ``mask`` into non-empty blocks (bitmasks)."""
-    if mask == 0:
-        return [[]]
-    low = mask & -mask
-    rest = mask ^ low
-    out = []
-    sub = rest
-    while True:  # every subset of ``rest`` may join the lowest element in its block
-        out += [[low | sub, *p] for p in _set_partitions(rest ^ sub)]
-        if sub == 0:
-            return out
-        sub = (sub - 1) & rest
-
-
-def _tanh_derivatives(t, order: int) -> list:
-    r""":math:`\tanh^{(n)}` for :math:`n = 0..` ``order`` as polynomials in :math:`t = \tanh h`:
-    :math:`p_0 = t`, :math:`p_{n+1} = (1 - t^2)\,p_n'(t)`."""
-    coefs = [np.array([0.0, 1.0])]
-    for _ in range(order):
-        dc = coefs[-1][1:] * np.arange(1, coefs[-1].size)  # p_n'
-        nxt = np.zeros(dc.size + 2)
-        nxt[:dc.size] += dc
-        nxt[2:] -= dc
-        coefs.append(nxt)
-    out = []
-    for c in coefs:
-        val = c[-1]
-        for power in range(c.size - 2, -1, -1):  # Horner
-            val = val * t + c[power]
-        out.append(val)
-    return out
-
-
-def _mlp_jet(layers: list[dict], jet: list):
-    r"""Mixed derivative :math:`\partial_{t_1}\cdots\partial_{t_k}` at 0 of the MLP applied to
-    the multilinear input :math:`\sum_S \phi_S \prod_{j\in S} t_j` (``jet[mask]`` =
-    :math:`\phi_S`, ``S`` the bits of ``mask``, ``len(jet) = 2^k``).
-
-    Each layer maps such a jet to the jet of its output: an affine layer acts on every entry
-    (the bias only on the value), and for :math:`y = \tanh(h)` Faa di Bruno's formula over the
-    set partitions :math:`\pi` of :math:`S` gives
-    :math:`y_S = \sum_\pi \tanh^{(|\pi|)}(h_\emptyset) \prod_{B\in\pi} h_B`. Returns the
-    scalar :math:`u_{\{1..k\}}` for :math:`k \ge 1` (the output bias drops out).
-    """
-    k = len(jet).bit_length() - 1
-    for layer in layers[:-1]:
-        pre = [jet[0] @ layer["W"] + layer["b"]] + [j @ layer["W"] for j in jet[1:]]
-        derivs = _tanh_derivatives(jnp.tanh(pre[0]), k)
-        jet = [derivs[0]]
-        for mask in range(1, 1 << k):
-            total = 0.0
-            for part in _set_partitions(mask):
-                term = derivs[len(part)]
-                for block in part:
-                    term = term * pre[block]
-                total = total + term
-            jet.append(total)
-    return (jet[-1] @ layers[-1]["W"])[0]

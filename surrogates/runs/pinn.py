@@ -27,6 +27,7 @@ from operators.pig import model_from_dict, model_to_dict
 from surrogates import __version__
 from surrogates.data.common import write_json, write_netcdf
 from surrogates.models.pinn import TrainResult, evaluate, predict, train
+from surrogates.models.pinn.defaults import default_settings
 from surrogates.models.pinn.problems import get_problem
 from surrogates.runs.calibration import uq_report
 from surrogates.runs.folder import prepare_run_dir, read_run_config, write_run_config
@@ -35,15 +36,46 @@ from surrogates.runs.folder import prepare_run_dir, read_run_config, write_run_c
 RUN_KIND = "pinn"
 
 
+def resolved_settings(pde: str, model: str = "pig",
+                      problem_kwargs: dict[str, Any] | None = None,
+                      train_kwargs: dict[str, Any] | None = None,
+                      n_grid: int | None = None) -> tuple[dict[str, Any], int]:
+    """``(train_kwargs, n_grid)``: the given settings over the problem's defaults
+    (:func:`surrogates.models.pinn.defaults.default_settings`, the best settings of
+    ``benchmarks/pig_vs_pinn.py`` for ``pde`` and ``model``).
+
+    ``model_kwargs`` merge key by key. A default ``mean_init="grid"`` (flow mixing) gives way
+    to ``"uniform"`` when the given ``n_gaussians`` is not an m-th power of the dimension, so
+    ``--gaussians 1000`` works without also naming ``--mean-init``.
+    """
+    settings = default_settings(pde, model, problem_kwargs)
+    given = dict(train_kwargs or {})
+    given_model = dict(given.pop("model_kwargs", None) or {})
+    model_kwargs = {**settings.model, **given_model}
+    if model_kwargs.get("mean_init") == "grid" and "mean_init" not in given_model \
+            and "n_gaussians" in given_model:
+        dim = get_problem(pde, **(problem_kwargs or {})).dim
+        n = int(given_model["n_gaussians"])
+        if round(n ** (1.0 / dim)) ** dim != n:
+            model_kwargs["mean_init"] = "uniform"
+    resolved = {**settings.train, **given}
+    if model_kwargs:
+        resolved["model_kwargs"] = model_kwargs
+    return resolved, settings.n_grid if n_grid is None else n_grid
+
+
 def solve_to_folder(pde: str, out_dir: str | os.PathLike, *, model: str = "pig",
                     problem_kwargs: dict[str, Any] | None = None,
-                    train_kwargs: dict[str, Any] | None = None, n_grid: int = 101,
+                    train_kwargs: dict[str, Any] | None = None, n_grid: int | None = None,
                     overwrite: bool = False) -> dict[str, Any]:
     """Train on ``pde`` (a :data:`surrogates.models.pinn.problems.PROBLEMS` name) and write the
     folder.
 
     ``train_kwargs`` go to :func:`surrogates.models.pinn.train` (``n_steps``, ``optimizer``, ``lr``,
-    ``boundary_weight``, ``model_kwargs``, ...). Returns the summary written to
+    ``boundary_weight``, ``model_kwargs``, ...) over the problem's defaults, the best settings
+    of ``benchmarks/pig_vs_pinn.py`` (:mod:`surrogates.models.pinn.defaults`,
+    :func:`resolved_settings`); ``n_grid`` (points per axis of the output grid) defaults to the
+    benchmark's evaluation grid (41 for flow mixing, else 101). Returns the summary written to
     ``summary.json``.
 
     Raises
@@ -55,8 +87,9 @@ def solve_to_folder(pde: str, out_dir: str | os.PathLike, *, model: str = "pig",
     """
     out = Path(out_dir)
     problem = get_problem(pde, **(problem_kwargs or {}))
+    train_kwargs, n_grid = resolved_settings(pde, model, problem_kwargs, train_kwargs, n_grid)
     prepare_run_dir(out, overwrite, resume=False)
-    result = train(problem, model, **(train_kwargs or {}))
+    result = train(problem, model, **train_kwargs)
     ev = evaluate(result, problem, n_grid)
     coords = {name: (name, axis) for name, axis in zip(ev.coords, ev.axes, strict=True)}
     ds = xr.Dataset({"u": (ev.coords, ev.u), "u_ref": (ev.coords, ev.u_ref),

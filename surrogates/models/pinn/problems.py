@@ -19,14 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogates.models.pinn.training import (
-    Condition,
-    Problem,
-    _check_points,
-    boundary_sampler,
-    diff,
-    face_sampler,
-)
+from surrogates.models.pinn.losses import boundary_sampler, diff, face_sampler
+from surrogates.models.pinn.spec import Condition, Problem, _check_points
 
 __all__ = ["PROBLEMS", "allen_cahn", "flow_mixing", "get_problem", "helmholtz", "klein_gordon"]
 

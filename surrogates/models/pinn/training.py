@@ -41,7 +41,11 @@ return a scalar or a small vector (all entries are squared and averaged). Deriva
 PIG, see :meth:`operators.pig.PIG.derivative`) or ``jax.grad`` / ``jax.hessian`` of ``u``.
 
 The problems with reference solutions (Helmholtz, Klein-Gordon, Allen-Cahn, flow mixing) are in
-:mod:`surrogates.models.pinn.problems`.
+:mod:`surrogates.models.pinn.problems`, their best training settings (the defaults of
+``surrogates solve pig``) in :mod:`surrogates.models.pinn.defaults`. :class:`Problem` and
+:class:`Condition` are defined in :mod:`surrogates.models.pinn.spec`, :class:`TrainResult`,
+:func:`predict` and :func:`evaluate` in :mod:`surrogates.models.pinn.evaluation`; this module
+re-exports them.
 
 Precision: float32 by default; ``dtype="float64"`` runs the whole training inside
 ``with jax.enable_x64(True):`` (the global JAX configuration is never changed). Results are
@@ -67,8 +71,6 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +79,7 @@ import optax
 from tqdm.auto import tqdm
 
 from operators.pig import MLP, PIG, model_to_dict
+from surrogates.models.pinn.evaluation import EvalResult, TrainResult, evaluate, predict
 from surrogates.models.pinn.losses import (
     boundary_sampler,
     diff,
@@ -85,6 +88,7 @@ from surrogates.models.pinn.losses import (
     sample_batch,
     uniform_sampler,
 )
+from surrogates.models.pinn.spec import Condition, Problem, _check_points  # noqa: F401
 
 __all__ = [
     "Condition",
@@ -100,226 +104,9 @@ __all__ = [
     "uniform_sampler",
 ]
 
-_KINDS = ("dirichlet", "initial", "initial_velocity", "periodic", "custom")
-
-
-# ----------------------------------------------------------------------------------------------
-# Problem description
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Condition:
-    r"""A boundary, initial or other side condition, enforced in the mean-square sense.
-
-    Parameters
-    ----------
-    kind : {"dirichlet", "initial", "initial_velocity", "periodic", "custom"}
-        The error at a point ``x``:
-
-        * ``"dirichlet"``, ``"initial"``: :math:`u(\mathbf{x}) - g(\mathbf{x})`;
-        * ``"initial_velocity"``: :math:`\partial_{x_a} u(\mathbf{x}) - g(\mathbf{x})`
-          (``a`` = ``axis``, the time axis, 0 by default);
-        * ``"periodic"``: :math:`\partial^m_{x_a} u(\mathbf{x}) - \partial^m_{x_a}
-          u(\mathbf{x} + P\mathbf{e}_a)` for :math:`m = 0..` ``periodic_order``, with period
-          :math:`P` = ``period``; sample ``x`` on the face :math:`x_a` = lower bound;
-        * ``"custom"``: ``error(u, x) - g(x)``.
-    sampler : callable, optional
-        ``sampler(key, n, dtype) -> (n, d)`` points (see :func:`face_sampler`,
-        :func:`boundary_sampler`); redrawn at every step when training resamples.
-    points : array of shape (n, d), optional
-        Fixed points instead of a sampler (exactly one of the two).
-    target : callable, optional
-        :math:`g`, a JAX function of one point returning a scalar; ``None`` means 0.
-    n_points : int, default 256
-        Points drawn from ``sampler`` per step.
-    weight : float, default 1.0
-        :math:`\omega_c` in the loss.
-    axis : int, default 0
-        The derivative axis for ``"initial_velocity"`` and ``"periodic"``.
-    period : float, optional
-        Shift for ``"periodic"``.
-    periodic_order : int, default 1
-        Highest derivative matched by ``"periodic"``.
-    error : callable, optional
-        ``error(u, x)`` for ``"custom"``.
-    name : str, optional
-        Label (history, messages).
-    """
-
-    kind: str
-    sampler: Callable | None = None
-    points: np.ndarray | None = None
-    target: Callable | None = None
-    n_points: int = 256
-    weight: float = 1.0
-    axis: int = 0
-    period: float | None = None
-    periodic_order: int = 1
-    error: Callable | None = None
-    name: str = ""
-
-    def __post_init__(self):
-        if self.kind not in _KINDS:
-            raise ValueError(f"Condition kind must be one of {_KINDS}, got {self.kind!r}")
-        if (self.sampler is None) == (self.points is None):
-            raise ValueError("give exactly one of sampler= and points= for a Condition")
-        if self.points is not None:
-            pts = np.asarray(self.points, dtype=np.float64)
-            if pts.ndim != 2 or pts.shape[0] < 1:
-                raise ValueError(f"Condition points must have shape (n, d), got {pts.shape}")
-            object.__setattr__(self, "points", pts)
-        if self.kind == "periodic" and self.period is None:
-            raise ValueError("a periodic Condition needs period=")
-        if self.kind == "custom" and self.error is None:
-            raise ValueError("a custom Condition needs error=")
-        if isinstance(self.n_points, bool) or not isinstance(self.n_points, int) \
-                or self.n_points < 1:
-            raise ValueError(f"n_points must be a positive integer, got {self.n_points!r}")
-        if not (math.isfinite(self.weight) and self.weight >= 0):
-            raise ValueError(f"weight must be finite and >= 0, got {self.weight!r}")
-        if not self.name:
-            object.__setattr__(self, "name", self.kind)
-
-    def sample(self, key, dtype) -> jax.Array:
-        """The condition's points for one step, shape ``(n, d)``."""
-        if self.points is not None:
-            return jnp.asarray(self.points, dtype)
-        return self.sampler(key, self.n_points, dtype)
-
-    def errors(self, u: Callable, x) -> jax.Array:
-        """The error vector at one point (see ``kind``)."""
-        g = 0.0 if self.target is None else self.target(x)
-        if self.kind in ("dirichlet", "initial"):
-            return jnp.atleast_1d(u(x) - g)
-        if self.kind == "initial_velocity":
-            return jnp.atleast_1d(diff(u, x, self.axis) - g)
-        if self.kind == "periodic":
-            xs = x.at[self.axis].add(self.period)
-            return jnp.stack([diff(u, x, *(self.axis,) * m) - diff(u, xs, *(self.axis,) * m)
-                              for m in range(self.periodic_order + 1)])
-        return jnp.atleast_1d(self.error(u, x) - g)
-
-
-@dataclass(frozen=True)
-class Problem:
-    r"""A PDE on a box, declared by its residual, side conditions and reference solution.
-
-    Parameters
-    ----------
-    name : str
-        Identifier (CLI, files).
-    lower, upper : tuple of float, length d
-        The box; collocation points are uniform in it.
-    residual : callable
-        ``residual(u, x) -> scalar or (m,)``: the PDE residual at one point ``x`` (shape
-        ``(d,)``) of a scalar function ``u`` of one point.
-    conditions : tuple of Condition
-        Boundary / initial / periodic conditions.
-    reference : callable, optional
-        ``reference(points (n, d) ndarray) -> (n,) ndarray``: exact or high-accuracy solution
-        (float64 NumPy), used for the error history and :func:`evaluate`.
-    coords : tuple of str, optional
-        Coordinate names, default ``("x0", "x1", ...)``.
-    exact : callable, optional
-        The exact solution as a JAX function of one point, when known.
-    description : str
-        One line for reports.
-    residual_scale : float, default 1.0
-        :math:`s_r > 0`: the loss uses :math:`\mathcal{R}/s_r`. Set it to the size of the
-        residual's terms (e.g. the source amplitude) so that the residual and the side
-        conditions enter the loss on the same O(1) scale whatever the PDE's units; without it a
-        source of amplitude 2000 (Helmholtz with :math:`a_1 = a_2 = 10`) swamps the boundary
-        term and the fit drifts to the wrong solution of the PDE.
-    """
-
-    name: str
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    residual: Callable
-    conditions: tuple[Condition, ...] = ()
-    reference: Callable | None = None
-    coords: tuple[str, ...] | None = None
-    exact: Callable | None = None
-    description: str = ""
-    residual_scale: float = 1.0
-
-    def __post_init__(self):
-        if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
-            raise ValueError(f"residual_scale must be finite and > 0, got {self.residual_scale!r}")
-        lo = tuple(float(v) for v in self.lower)
-        hi = tuple(float(v) for v in self.upper)
-        if len(lo) != len(hi) or not lo or not all(b > a for a, b in zip(lo, hi, strict=True)):
-            raise ValueError(f"need lower < upper of equal non-zero length, got {lo} and {hi}")
-        object.__setattr__(self, "lower", lo)
-        object.__setattr__(self, "upper", hi)
-        coords = tuple(f"x{i}" for i in range(len(lo))) if self.coords is None else tuple(
-            self.coords)
-        if len(coords) != len(lo):
-            raise ValueError(f"coords {coords} must name all {len(lo)} coordinates")
-        object.__setattr__(self, "coords", coords)
-        object.__setattr__(self, "conditions", tuple(self.conditions))
-        for c in self.conditions:
-            if not isinstance(c, Condition):
-                raise ValueError(f"conditions must be Condition objects, got {type(c).__name__}")
-            if c.points is not None and c.points.shape[1] != len(lo):
-                raise ValueError(
-                    f"condition {c.name!r} has points of shape {c.points.shape}; need (n, "
-                    f"{len(lo)})")
-
-    @property
-    def dim(self) -> int:
-        """Number of coordinates ``d``."""
-        return len(self.lower)
-
-
-def _check_points(points, dim: int | None) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or (dim is not None and pts.shape[1] != dim):
-        want = "(n, d)" if dim is None else f"(n, {dim})"
-        raise ValueError(f"points must have shape {want}, got shape {pts.shape}")
-    return pts
-
-
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Outcome of :func:`train`.
-
-    Attributes
-    ----------
-    params : dict
-        Trained parameters (pytree of NumPy arrays of ``dtype``).
-    model : PIG or MLP
-        The model spec (``operators.pig.model_to_dict(result.model)`` is JSON-able).
-    problem : str
-        ``Problem.name``.
-    history : dict of ndarray
-        ``"step"`` (n_steps,) and ``"loss"`` (n_steps,): the loss at every step (before that
-        step's update, on that step's points); ``"eval_step"`` (m,), ``"rel_l2"`` (m,): relative
-        L2 error on ``n_eval`` fixed random points at the evaluation steps (0, every
-        ``eval_every``, and the end).
-    wall_time : float
-        Seconds spent in the training loop (including compilation, excluding the reference).
-    config : dict
-        The training arguments (JSON-able).
-    """
-
-    params: dict
-    model: PIG | MLP
-    problem: str
-    history: dict
-    wall_time: float
-    config: dict = field(default_factory=dict)
-
-    @property
-    def dtype(self) -> str:
-        """``"float32"`` or ``"float64"``."""
-        return self.model.dtype
 
 
 def _make_model(problem: Problem, model, dtype: str, model_kwargs: dict | None):
@@ -549,79 +336,3 @@ def train(
     history = {"step": np.arange(n_steps), "loss": loss_arr,
                "eval_step": np.asarray(eval_steps), "rel_l2": np.asarray(errs)}
     return TrainResult(params_np, net, problem.name, history, wall, config)
-
-
-# ----------------------------------------------------------------------------------------------
-# Prediction and evaluation
-# ----------------------------------------------------------------------------------------------
-
-
-def predict(result: TrainResult, points, *, chunk: int = 65536) -> np.ndarray:
-    """The trained field at ``points`` of shape ``(n, d)``, shape ``(n,)`` (float64 NumPy)."""
-    net = result.model
-    pts = _check_points(points, net.dim)
-    out = np.empty(pts.shape[0])
-    with jax.enable_x64(result.dtype == "float64"):
-        jd = jnp.dtype(result.dtype)
-        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jd), result.params)
-        f = jax.jit(jax.vmap(net.apply, in_axes=(None, 0)))
-        for s in range(0, pts.shape[0], chunk):
-            out[s:s + chunk] = np.asarray(f(params, jnp.asarray(pts[s:s + chunk], jd)))
-    return out
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Trained and reference fields on a tensor grid.
-
-    Attributes
-    ----------
-    rel_l2 : float
-        :math:`\\lVert u - u_{\\rm ref}\\rVert_2 / \\lVert u_{\\rm ref}\\rVert_2` over the grid.
-    coords : tuple of str
-        Coordinate names (``Problem.coords``), one per grid axis.
-    axes : tuple of ndarray
-        1D coordinates of each grid axis (``np.linspace`` over the box).
-    u : ndarray, shape (n_1, ..., n_d)
-        Prediction on the grid (``indexing="ij"``).
-    u_ref : ndarray, shape (n_1, ..., n_d)
-        Reference on the grid.
-    """
-
-    rel_l2: float
-    coords: tuple[str, ...]
-    axes: tuple[np.ndarray, ...]
-    u: np.ndarray
-    u_ref: np.ndarray
-
-
-def evaluate(result: TrainResult, problem: Problem, n_grid: int | Sequence[int] = 101
-             ) -> EvalResult:
-    """Relative L2 error of ``result`` against ``problem.reference`` on a tensor grid.
-
-    Parameters
-    ----------
-    result : TrainResult
-    problem : Problem
-        Must have a ``reference`` and the result's box.
-    n_grid : int or sequence of int, default 101
-        Points per axis (>= 2), endpoints included.
-
-    Returns
-    -------
-    EvalResult
-    """
-    if problem.reference is None:
-        raise ValueError(f"problem {problem.name!r} has no reference solution")
-    if result.model.lower != problem.lower or result.model.upper != problem.upper:
-        raise ValueError("the result was trained on a different box than this problem's")
-    ns = (n_grid,) * problem.dim if isinstance(n_grid, int | np.integer) else tuple(n_grid)
-    if len(ns) != problem.dim or any(isinstance(n, bool) or int(n) != n or n < 2 for n in ns):
-        raise ValueError(f"n_grid must be an int >= 2 or {problem.dim} of them, got {n_grid!r}")
-    axes = tuple(np.linspace(a, b, int(n)) for a, b, n in zip(problem.lower, problem.upper, ns,
-                                                               strict=True))
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, problem.dim)
-    u = predict(result, mesh).reshape(tuple(int(n) for n in ns))
-    u_ref = np.asarray(problem.reference(mesh), np.float64).reshape(u.shape)
-    rel = float(np.linalg.norm(u - u_ref) / np.linalg.norm(u_ref))
-    return EvalResult(rel, problem.coords, axes, u, u_ref)
