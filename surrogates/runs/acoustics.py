@@ -486,7 +486,8 @@ def evaluate_deeponet_run(run_dir: str | os.PathLike, data_path: str | os.PathLi
     out_dir : path-like, optional
         Default ``run_dir/evaluation``: ``metrics.json``, ``fields.png`` (truth,
         prediction and error at three times for the first sample; 3D: the mid-height plane)
-        and, for an ensemble or a calibrated run, ``uq_reliability.png`` and ``uq_pit.png``.
+        and, for an ensemble (whose members differ everywhere) or a calibrated run,
+        ``uq_reliability.png`` and ``uq_pit.png``.
     timing : bool
         Also time whole-field inference against the solver (needs the dataset's generating
         configuration).
@@ -534,9 +535,12 @@ def evaluate_deeponet_run(run_dir: str | os.PathLike, data_path: str | os.PathLi
                                              1), device, rec_points)
     out = Path(out_dir) if out_dir is not None else run_dir / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
+    spread = f.spread
+    # the reliability / PIT plots need a spread > 0 everywhere; identical members have none
+    plot_dir = out if spread is None or np.all(spread > 0) else None
     result["uq"] = {"pressure": uq_report(
-        truth, pred, members=None if len(f.models) == 1 else f.members,
-        calibration=read_calibration(run_dir), out_dir=out)}
+        truth, pred, members=None if spread is None else f.members,
+        calibration=read_calibration(run_dir), out_dir=plot_dir)}
     write_json(result, out / "metrics.json")
     frames = np.linspace(0, truth.shape[1] - 1, 3).round().astype(int)
     cut = (slice(None),) * 3 + ((truth.shape[-1] // 2,) if len(spatial) == 3 else ())

@@ -495,8 +495,8 @@ def evaluate_rollout_run(run_dir: str | os.PathLike, paths: list[str] | None = N
     out_dir : path-like, optional
         Default ``run_dir/evaluation``: ``metrics.json``, ``rollout_error.png`` (nRMSE against
         time per parameter value), ``rollouts.png`` (truth, prediction and error in the
-        ``(x, t)`` plane, one sample per parameter value) and, for an ensemble or a
-        calibrated run, ``uq_reliability.png`` and ``uq_pit.png``.
+        ``(x, t)`` plane, one sample per parameter value) and, for an ensemble (whose members
+        differ everywhere) or a calibrated run, ``uq_reliability.png`` and ``uq_pit.png``.
 
     Returns
     -------
@@ -525,8 +525,10 @@ def evaluate_rollout_run(run_dir: str | os.PathLike, paths: list[str] | None = N
     out = Path(out_dir) if out_dir is not None else run_dir / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
     calibration = read_calibration(run_dir)
-    y, mean, _, members = rollouts.forecast()
-    report = uq_report(y, mean, members=members, calibration=calibration, out_dir=out)
+    y, mean, spread, members = rollouts.forecast()
+    # the reliability / PIT plots need a spread > 0 everywhere; identical members have none
+    plot_dir = out if spread is None or np.all(spread > 0) else None
+    report = uq_report(y, mean, members=members, calibration=calibration, out_dir=plot_dir)
     report["by_lead"] = _by_lead(rollouts, calibration, report)
     result["uq"] = {"u": report}
     write_json(result, out / "metrics.json")
