@@ -1,13 +1,17 @@
-"""Room-acoustics workflow (surrogates.runs.acoustics): generated data, DeepONet runs, evaluation."""
+"""Room-acoustics workflow (surrogates.runs.acoustics): generated data, DeepONet runs, evaluation,
+deep ensembles and per-time split-conformal calibration."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from click.testing import CliRunner
+from scipy.stats import norm
 
 from operators import load_model
 from surrogates.cli import main
@@ -16,7 +20,9 @@ from surrogates.data.acoustics_generate import WaveDataConfig, generate_wave_dat
 from surrogates.runs.acoustics import (
     DeepONetDataSpec,
     evaluate_deeponet_run,
+    predict_deeponet_run,
     train_deeponet,
+    train_deeponet_ensemble,
 )
 from surrogates.solvers.wave import simulate
 from surrogates.training import TrainConfig
@@ -108,3 +114,111 @@ def test_cli_generate_train_evaluate(tmp_path):
     bad = runner.invoke(main, ["generate", "wave2d", "--out", str(tmp_path / "x.nc"),
                                "--source-margin", "5"])
     assert bad.exit_code != 0 and "leaves no room" in bad.output
+
+
+# ------------------------------------------------------------------ ensembles and calibration
+_TINY = {"branch_hidden": [16], "trunk_hidden": [16], "n_basis": 8}
+
+
+@pytest.fixture(scope="module")
+def wave_file_40(tmp_path_factory):
+    """40 sources: 32 train, 4 validation, 4 test (fractions 0.8 / 0.1 / 0.1)."""
+    path = tmp_path_factory.mktemp("acoustics40") / "wave2d.nc"
+    return generate_wave_dataset(WaveDataConfig(**{**SMALL, "n_sources": 40}), path,
+                                 progress=False)
+
+
+@pytest.fixture(scope="module")
+def calibrated_ensemble(wave_file_40, tmp_path_factory):
+    """A 2-member DeepONet ensemble (2 epochs) calibrated on 60 % of the training sources."""
+    run = tmp_path_factory.mktemp("deeponet") / "run"
+    spec = DeepONetDataSpec(str(wave_file_40), sensors_per_axis=3, points_per_sample=100,
+                            calibration=0.6)
+    train_deeponet_ensemble(spec, run, n_members=2, model_config=_TINY,
+                            train_config=TrainConfig(epochs=2, batch_size=4, lr=3e-3,
+                                                     loss="mse", show_progress=False,
+                                                     device="cpu"))
+    return spec, run
+
+
+def test_calibration_sources_come_from_the_training_split(wave_file_40):
+    ds = open_acoustic(wave_file_40)
+    before = DeepONetDataSpec(str(wave_file_40)).split(ds)
+    split = DeepONetDataSpec(str(wave_file_40), calibration=0.6).split(ds)
+    assert len(split["calibration"]) == 19 and len(split["train"]) == 13
+    for name in ("validation", "test"):
+        np.testing.assert_array_equal(split[name], before[name])
+        assert set(split["calibration"]).isdisjoint(split[name])
+    assert set(split["calibration"]).isdisjoint(split["train"])
+    np.testing.assert_array_equal(np.union1d(split["train"], split["calibration"]),
+                                  before["train"])
+    # 0.5 of 32 gives 16 calibration sources, too few for the 95 % interval (19)
+    with pytest.raises(ValueError, match="too few for alpha=0.05.*need at least 19"):
+        DeepONetDataSpec(str(wave_file_40), calibration=0.5).split(ds)
+
+
+def test_too_small_calibration_split_is_refused_before_training(wave_file, tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(main, ["train", "deeponet", str(wave_file), "--out", str(tmp_path / "r"),
+                               "--calibrate", "0.5", "--epochs", "1"])
+    assert out.exit_code == 1 and "need at least 19" in out.output
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="n_members >= 2"):
+        train_deeponet_ensemble(DeepONetDataSpec(str(wave_file)), tmp_path / "r", n_members=1)
+
+
+def test_ensemble_members_differ_and_predict_their_mean(calibrated_ensemble, tmp_path):
+    spec, run = calibrated_ensemble
+    config = json.loads((run / "run_config.json").read_text())
+    assert config["kind"] == "deeponet_acoustics"
+    assert config["members"] == ["member-0", "member-1"]
+    members = [load_model(run / m / "model.pt") for m in config["members"]]
+    assert [json.loads((run / m / "run_config.json").read_text())["train"]["seed"]
+            for m in config["members"]] == [0, 1]
+    weights = [torch.cat([p.flatten() for p in m.parameters()]) for m in members]
+    assert not torch.equal(*weights)
+    ds = open_acoustic(spec.path)
+    test = spec.split(ds)["test"]
+    branch = spec.torch(ds, test, seed=0).branch
+    with torch.no_grad():
+        own = torch.stack([m.forward_field(branch, torch.as_tensor(
+            trunk_grid(ds), dtype=torch.float32)) for m in members]).numpy()
+    predict_deeponet_run(run, tmp_path / "fields.nc", device="cpu")
+    with xr.open_dataset(tmp_path / "fields.nc") as pred:
+        assert pred.attrs["n_members"] == 2 and pred.attrs["calibrated"] == 1
+        np.testing.assert_allclose(pred["pressure"].values.reshape(len(test), -1),
+                                   own.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_calibrated_coverage_recomputed_from_the_predict_file(calibrated_ensemble, tmp_path):
+    spec, run = calibrated_ensemble
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert calibration["n_calibration"] == 19
+    assert len(calibration["levels"]["0.9"]["marginal"]["scale"]) == 6  # one per output time
+    metrics = evaluate_deeponet_run(run, timing=False, device="cpu")
+    report = metrics["uq"]["pressure"]
+    assert metrics["n_members"] == 2 and report["raw"]["form"] == "ensemble"
+    assert report["calibrated"]["n_calibration"] == 19
+    predict_deeponet_run(run, tmp_path / "fields.nc", device="cpu")
+    with xr.open_dataset(tmp_path / "fields.nc") as pred:
+        p, ref, std = (pred[v].values for v in ("pressure", "pressure_reference",
+                                                 "pressure_std"))
+    # pressure_std = s q90_t / z_0.95, so the conformal interval at level L is
+    # pressure +- z_0.95 (qL_t / q90_t) pressure_std, with one scale q_t per output time
+    q90 = np.array(calibration["levels"]["0.9"]["marginal"]["scale"])
+    for level in ("0.9", "0.95"):
+        ratio = np.array(calibration["levels"][level]["marginal"]["scale"]) / q90
+        inside = np.abs(ref - p) <= norm.ppf(0.95) * ratio[None, :, None, None] * std
+        assert inside.mean() == pytest.approx(report["calibrated"]["coverage"][level], abs=1e-6)
+
+
+def test_identical_members_have_zero_spread(calibrated_ensemble, tmp_path):
+    _, run = calibrated_ensemble
+    same = tmp_path / "same"
+    shutil.copytree(run, same, ignore=shutil.ignore_patterns("calibration.json", "evaluation"))
+    shutil.copy(same / "member-0" / "model.pt", same / "member-1" / "model.pt")
+    report = evaluate_deeponet_run(same, timing=False, device="cpu")["uq"]["pressure"]
+    assert report["raw"]["spread_skill"] == 0.0 and "calibrated" not in report
+    predict_deeponet_run(same, tmp_path / "same.nc", device="cpu")
+    with xr.open_dataset(tmp_path / "same.nc") as pred:
+        assert (pred["pressure_std"].values == 0).all()
