@@ -222,3 +222,14 @@ def test_identical_members_have_zero_spread(calibrated_ensemble, tmp_path):
     predict_deeponet_run(same, tmp_path / "same.nc", device="cpu")
     with xr.open_dataset(tmp_path / "same.nc") as pred:
         assert (pred["pressure_std"].values == 0).all()
+
+
+def test_calibrated_run_evaluates_a_dataset_too_small_to_calibrate(calibrated_ensemble,
+                                                                    wave_file, tmp_path):
+    """Another dataset's test split does not depend on the calibration draw, which its 10
+    training sources could not give; the per-time intervals still apply."""
+    _, run = calibrated_ensemble
+    metrics = evaluate_deeponet_run(run, wave_file, timing=False, device="cpu",
+                                    out_dir=tmp_path / "ev")
+    assert metrics["n_samples"] == 1
+    assert set(metrics["uq"]["pressure"]["calibrated"]["coverage"]) == {"0.9", "0.95"}

@@ -244,3 +244,16 @@ def test_identical_members_have_zero_spread(calibrated_ensemble, tmp_path):
     predict_rollout_run(same, tmp_path / "same.nc", device="cpu")
     with xr.open_dataset(tmp_path / "same.nc") as pred:
         assert (pred["u_std"].values == 0).all()
+
+
+def test_calibrated_run_evaluates_files_too_small_to_calibrate(calibrated_ensemble, tmp_path):
+    """Held-out files are split as trained, but a single sample cannot give a calibration
+    draw: split 'all' does not need one, and the per-lead intervals still apply."""
+    run, _, _ = calibrated_ensemble
+    one = generate_pdebench(PDE1DGenerateConfig(pde="advection", values=(1.0,), n_samples=1,
+                                                N=32, n_frames=9, t_end=0.4, seed=3),
+                            tmp_path, progress=False)
+    metrics = evaluate_rollout_run(run, [str(p) for p in one], split="all",
+                                   out_dir=tmp_path / "ev", device="cpu")
+    assert list(metrics["by_parameter"]) == ["beta=1"]
+    assert metrics["uq"]["u"]["calibrated"]["by_group"]["0.9"]["n_points"] == [32] * 8

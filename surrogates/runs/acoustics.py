@@ -441,7 +441,10 @@ def _split_fields(run_dir: Path, data_path, split: str, device: str) -> FieldPre
     if split == "all":
         samples = np.arange(ds.sizes["sample"])
     elif split in ("train", "validation", "test", "calibration"):
-        splits = spec.split(ds)
+        # validation and test never depend on the calibration draw, which another dataset
+        # may be too small for
+        splits = (spec if split in ("train", "calibration")
+                  else dataclasses.replace(spec, calibration=0.0)).split(ds)
         if split not in splits:
             raise ValueError(f"{run_dir} was trained without calibration (--calibrate): it has "
                              "no calibration split")

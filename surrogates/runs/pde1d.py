@@ -401,6 +401,8 @@ def _rollouts(run_dir: Path, paths: list[str] | None, split: str, device: str) -
     if parameter_names(ds) != params:
         raise ValueError(f"the files hold the parameters {parameter_names(ds)}, the run was "
                          f"trained with {params}")
+    if split in ("all", "test", "validation"):  # these never depend on the calibration draw,
+        data = dataclasses.replace(data, calibration=0.0)  # which other files may not allow
     splits = data.split(ds)
     if split not in splits:
         raise ValueError(f"{run_dir} was trained without calibration (--calibrate): it has no "
