@@ -17,7 +17,11 @@ published ones, which are printed for reference (tas total NRMSE on NorESM2-LM: 
 reports the mean CRPS and the coverage of its 90% ensemble interval; the GP its Gaussian ones.
 Both also report the coverage of the 90 % and 95 % Gaussian intervals of
 ``predict(return_std=True)`` before and after their uncertainty fix (GP: the PCA truncation
-residual variance; FNO ensemble: the target's internal variability sigma^2 / M).
+residual variance; FNO ensemble: the target's internal variability sigma^2 / M). The GP also
+reports a second fit with the earlier settings, ``optimizer="adam"`` and ``calibration="none"``:
+its Adam steps stop before the marginal likelihood converges, and its intervals cover
+0.98-0.99 at 90 % (quick run). The default fit uses L-BFGS and leave-one-experiment-out
+amplitude calibration.
 A climatology (mean training field) row gives the floor any emulator must beat.
 
 Results go to ``benchmarks/results/climatebench.json`` (``..._quick.json``, ``..._real.json``).
@@ -64,6 +68,8 @@ from surrogates.training import TrainConfig  # noqa: E402
 LEVELS = (0.9, 0.95)
 #: the uncertainty fix of each emulator, switched off ("before") and on ("after")
 FIXES = {"GP": "truncation_variance", "FNO ensemble": "internal_variability"}
+#: fit settings of the GP before its convergence fix (refitted for the "before" row)
+GP_BEFORE = {"optimizer": "adam", "calibration": "none"}
 
 
 def gaussian_coverage(model, truth) -> dict[str, dict[str, float]]:
@@ -142,6 +148,14 @@ def main() -> None:
                 for on in (False, True):  # the same fitted model, before and after the fix
                     model.config = dataclasses.replace(model.config, **{FIXES[name]: on})
                     gaussian[name][f"{FIXES[name]}={on}"] = gaussian_coverage(model, truth)
+            if name == "GP":  # the fit settings before the convergence fix, refitted
+                started = time.perf_counter()
+                before = ClimateGP(dataclasses.replace(gp_config, **GP_BEFORE)).fit(split.train)
+                seconds["GP before fix"] = time.perf_counter() - started
+                label = ",".join(f"{k}={v}" for k, v in GP_BEFORE.items())
+                gaussian[name][label] = gaussian_coverage(before, truth)
+                table["GP before fix"] = score_emulator(
+                    before, {"ssp245": truth})["ssp245"]["nrmse"]
             print(f"{name}: fitted in {seconds[name]:.1f} s")
 
     print()
@@ -159,7 +173,7 @@ def main() -> None:
     for name, variants in gaussian.items():
         for variant, scores in variants.items():
             for var, s in scores.items():
-                print(f"{name:<14}{variant:<27}{var:<27} coverage 90 % {s['coverage_90%']:.3f} "
+                print(f"{name:<14}{variant:<35}{var:<27} coverage 90 % {s['coverage_90%']:.3f} "
                       f"(width {s['width_90%']:.3g})  95 % {s['coverage_95%']:.3f} "
                       f"(width {s['width_95%']:.3g})  CRPS {s['crps']:.4f}")
     print()
