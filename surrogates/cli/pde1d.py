@@ -84,7 +84,7 @@ def _generate_command(pde: str) -> click.Command:
 ROLLOUT_TRAIN = {"epochs": 40, "batch_size": 8, "lr": 3e-3, "scheduler": "step", "step_size": 8,
                  "gamma": 0.5}
 _ROLLOUT_KEYS = {"context", "warmup_epochs", "aux_weight", "step_normalization"}
-MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+_MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
                        help="Train a deep ensemble of this many rollout models (seeds seed, "
                             "seed+1, ...) in member-* subfolders; evaluate and predict use "
                             "their mean and spread.")
@@ -103,7 +103,7 @@ MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_
     "reduced_resolution": "PDEBench stride in x",
     "reduced_resolution_t": "PDEBench stride in time",
 }))
-@MEMBERS
+@_MEMBERS
 @CALIBRATE
 @click.option("--context", type=int, help="Frames the model sees [1].")
 @click.option("--warmup-epochs", type=int, help="Epochs on CAPE's auxiliary loss alone "
