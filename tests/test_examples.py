@@ -20,6 +20,7 @@ band; wall times on a shared core vary by +-30 %, the errors repeat to round-off
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -72,12 +73,20 @@ def test_pig_defaults_are_the_benchmarks_best_settings():
 
 
 def test_pig_helmholtz_at_the_defaults_small_size(tmp_path):
-    """README's PIG command at the documented small size: relative L2 < 1e-2 in < 1 min."""
+    """README's PIG command at the documented small size: relative L2 < 1e-2 in under a minute
+    of one core.
+
+    The time bound is on the CPU time of this process (all threads, compilation and evaluation
+    included), not on the wall clock: on the shared 2-core machine other jobs stretched the
+    wall time of the same run from 25 s to 60 s, while its CPU time stayed about 30 s.
+    """
+    started = time.process_time()
     summary = _solve(tmp_path, "--pde", "helmholtz", "--collocation", "512")
+    cpu_s = time.process_time() - started
     assert summary["config"]["n_steps"] == 2000 and summary["config"]["lr_final"] == 1e-4
     assert summary["config"]["model"]["n_gaussians"] == 400
     assert summary["relative_l2"] < 1e-2, summary["relative_l2"]  # measured 4.0e-3
-    assert summary["wall_time_s"] < 60.0, summary["wall_time_s"]  # measured 25 s
+    assert cpu_s < 60.0, (cpu_s, summary["wall_time_s"])
 
 
 # ------------------------------------------------------------------------- full size (slow)
