@@ -70,3 +70,26 @@ def test_solve_pig_passes_causal_and_grid_options(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["solve", "pig", "--pde", "allen-cahn", "--model", "pinn",
                                        "--mean-init", "grid", "--out", str(tmp_path / "p")])
     assert result.exit_code != 0 and "--model pig only" in result.output
+
+
+def test_solve_defaults_are_per_problem_and_yield_to_given_settings():
+    from surrogates.runs.pinn import resolved_settings
+
+    train, n_grid = resolved_settings("helmholtz")
+    assert (train["n_steps"], train["boundary_weight"], train["lr"], train["lr_final"]) == \
+        (2000, 1.08, 1e-2, 1e-4) and train["model_kwargs"] == {"n_gaussians": 400,
+                                                               "sigma_init": 0.1}
+    assert n_grid == 101
+    hard, _ = resolved_settings("helmholtz", problem_kwargs={"a1": 10, "a2": 10})
+    assert hard["model_kwargs"]["n_gaussians"] == 6400 and hard["model_kwargs"]["cutoff"] == 5.0
+    train, n_grid = resolved_settings("flow_mixing", train_kwargs={
+        "n_steps": 7, "model_kwargs": {"n_gaussians": 800}}, n_grid=9)
+    assert train["n_steps"] == 7 and train["causal_chunks"] == 32 and n_grid == 9
+    # 800 is no cube: the default grid initialisation gives way; 1000 = 10**3 keeps it
+    assert train["model_kwargs"] == {"n_gaussians": 800, "sigma_init": 0.1, "mean_init": "uniform"}
+    train, n_grid = resolved_settings("flow-mixing", "pinn",
+                                      train_kwargs={"model_kwargs": {"hidden": (8,)}})
+    assert train["model_kwargs"] == {"hidden": (8,)} and train["lr"] == 1e-2 and n_grid == 41
+    train, _ = resolved_settings("flow_mixing",
+                                 train_kwargs={"model_kwargs": {"n_gaussians": 1000}})
+    assert train["model_kwargs"]["mean_init"] == "grid"
