@@ -1,6 +1,6 @@
 """Tests for Physics-Informed Gaussians (operators.pig) and physics-informed training
-(surrogates.models.pinn): the problems' exact/reference solutions, the Gaussian embedding, derivatives,
-a short training run, reproducibility and input errors.
+(surrogates.models.pinn): the problems' exact/reference solutions, the Gaussian embedding,
+derivatives, a short training run, reproducibility and input errors.
 """
 
 from __future__ import annotations
