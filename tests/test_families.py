@@ -83,6 +83,9 @@ def _check_calibrated_coverage(path: Path, uq_reports: dict) -> None:
     with xr.open_dataset(path) as ds:
         names = [v for v in ds.data_vars if f"{v}_std" in ds and f"{v}_reference" in ds]
         assert names, "a calibrated run's predict file has no _std"
+        # frames a rollout was given (its context) are not predictions: evaluate skips them
+        ds = ds.isel(time=slice(int(ds.attrs.get("context_frames", 0)), None)) \
+            if "time" in ds.dims else ds
         inside = np.concatenate([
             (np.abs(ds[f"{v}_reference"].values - ds[v].values)
              <= norm.ppf(0.95) * ds[f"{v}_std"].values).ravel() for v in names])

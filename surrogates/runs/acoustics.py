@@ -71,7 +71,7 @@ from surrogates.data.common import split_samples, write_json
 from surrogates.metrics.acoustics import field_errors, receiver_errors
 from surrogates.metrics.conformal import calibration_split
 from surrogates.runs.calibration import (
-    CALIBRATION_LEVELS,
+    SMALLEST_ALPHA,
     calibrated_std,
     fit_calibration,
     read_calibration,
@@ -95,9 +95,6 @@ __all__ = ["RUN_KIND", "DeepONetDataSpec", "calibrate_deeponet_run", "default_de
 #: ``run_config.json["kind"]`` of a DeepONet acoustics run.
 RUN_KIND = "deeponet_acoustics"
 _AXES = ("x", "y", "z")
-#: The smallest miscoverage calibrated (``1 - max(CALIBRATION_LEVELS)``): ``calibration`` must
-#: hold out at least ``1/alpha - 1`` sources (19 for 0.05).
-_ALPHA_MIN = round(1.0 - max(CALIBRATION_LEVELS), 10)
 
 
 def _data_config(ds: xr.Dataset) -> WaveDataConfig:
@@ -161,7 +158,7 @@ class DeepONetDataSpec:
         split = split_samples(ds.sizes["sample"], self.fractions, seed=self.split_seed)
         if self.calibration:
             train, held = calibration_split(split["train"], self.calibration,
-                                            seed=self.split_seed, alpha=_ALPHA_MIN,
+                                            seed=self.split_seed, alpha=SMALLEST_ALPHA,
                                             test=split["test"])
             split.update(train=train, calibration=held)
         return split

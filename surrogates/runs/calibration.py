@@ -37,6 +37,7 @@ from surrogates.metrics.conformal import (
     ConformalRecalibrator,
     SimultaneousConformalBand,
     field_coverage,
+    min_calibration_size,
     recalibrator_from_dict,
 )
 from surrogates.metrics.uq_block import uq_block
@@ -45,6 +46,15 @@ from surrogates.metrics.uq_plots import write_uq_plots
 CALIBRATION_NAME = "calibration.json"
 #: Nominal levels 1 - alpha calibrated by ``--calibrate``; the first feeds the calibrated std.
 CALIBRATION_LEVELS = (0.9, 0.95)
+#: The smallest miscoverage calibrated, ``1 - max(CALIBRATION_LEVELS)``: it sets how many
+#: calibration examples ``--calibrate`` needs (:func:`min_calibration_examples`).
+SMALLEST_ALPHA = round(1.0 - max(CALIBRATION_LEVELS), 10)
+
+
+def min_calibration_examples() -> int:
+    """Fewest calibration examples with a finite conformal quantile at every calibrated level
+    (:func:`surrogates.metrics.conformal.min_calibration_size` at :data:`SMALLEST_ALPHA`: 19)."""
+    return min_calibration_size(SMALLEST_ALPHA)
 
 
 def fit_calibration(run_dir: str | os.PathLike, mean: np.ndarray, std: np.ndarray | None,
@@ -111,7 +121,8 @@ def deterministic_report() -> dict[str, Any]:
 
 def uq_report(y: np.ndarray, mean: np.ndarray, *, std: np.ndarray | None = None,
               members: np.ndarray | None = None, calibration: dict[str, Any] | None = None,
-              out_dir: str | os.PathLike | None = None, prefix: str = "uq") -> dict[str, Any]:
+              out_dir: str | os.PathLike | None = None, prefix: str = "uq",
+              group_axis: int | None = None) -> dict[str, Any]:
     """The ``uq`` block of ``metrics.json``: the raw predictive distribution's scores, and, for a
     calibrated run, the marginal and whole-field coverage of its conformal intervals with the
     CRPS / NLL of the calibrated std (``"calibrated"``). Writes
@@ -125,12 +136,20 @@ def uq_report(y: np.ndarray, mean: np.ndarray, *, std: np.ndarray | None = None,
         Gaussian predictive std.
     members : ndarray, shape ``(M, n, ...)``, optional
         Ensemble members (their spread is the std of the calibration).
+    group_axis : int, optional
+        Axis of ``y`` (lead time, output channel, ...) for per-group coverage of the raw
+        distribution with cluster-bootstrap intervals (``raw["by_group"]``).
+
+    Members that agree exactly have no spread: their block is scored (spread 0), but no
+    reliability plot is drawn.
     """
     if members is not None:
         std = members.std(axis=0, ddof=1)
-        report: dict[str, Any] = {"raw": uq_block(y, members=members)}
+        report: dict[str, Any] = {"raw": uq_block(y, members=members, group_axis=group_axis)}
+        if not np.all(std > 0):
+            std = None
     elif std is not None:
-        report = {"raw": uq_block(y, mean=mean, std=std)}
+        report = {"raw": uq_block(y, mean=mean, std=std, group_axis=group_axis)}
     else:
         report = deterministic_report()
     if calibration is not None:

@@ -53,14 +53,14 @@ from surrogates.data.pdebench import open_pdebench_files
 from surrogates.metrics import pde as pde_metrics
 from surrogates.metrics.conformal import (
     calibration_split,
-    min_calibration_size,
     recalibrator_from_dict,
 )
-from surrogates.metrics.uq_block import coverage_by_group, uq_block
+from surrogates.metrics.uq_block import coverage_by_group
 from surrogates.runs.calibration import (
-    CALIBRATION_LEVELS,
+    SMALLEST_ALPHA,
     calibrated_std,
     fit_calibration,
+    min_calibration_examples,
     read_calibration,
     uq_report,
 )
@@ -90,9 +90,6 @@ MODEL_KINDS: dict[str, tuple[str, dict[str, Any]]] = {
 #: Warm-up epochs on CAPE's auxiliary loss (CAPE models only).
 CAPE_WARMUP_EPOCHS = 2
 _NOT_PARAMETERS = {"u", "file_index"}
-#: The smallest miscoverage calibrated (``1 - max(CALIBRATION_LEVELS)``): it sets how many
-#: calibration trajectories ``--calibrate`` needs (19 for 0.05).
-_ALPHA_MIN = round(1.0 - max(CALIBRATION_LEVELS), 10)
 
 
 @dataclass
@@ -211,12 +208,12 @@ def _training_data(data: PDEBenchDataSpec) -> tuple[xr.Dataset, list[str], dict[
     if len(split["train"]) == 0:
         raise ValueError("no training samples: the files are too small for the split")
     if data.calibration:
-        n_cal, need = len(split["calibration"]), min_calibration_size(_ALPHA_MIN)
+        n_cal, need = len(split["calibration"]), min_calibration_examples()
         if n_cal < need:
             raise ValueError(
                 f"calibration {data.calibration} holds out {n_cal} training trajectories in "
-                f"all, too few for the {1 - _ALPHA_MIN:.0%} conformal interval (alpha = "
-                f"{_ALPHA_MIN} < 1/(n+1) = {1 / (n_cal + 1):.3g}); need at least {need}: "
+                f"all, too few for the {1 - SMALLEST_ALPHA:.0%} conformal interval (alpha = "
+                f"{SMALLEST_ALPHA} < 1/(n+1) = {1 / (n_cal + 1):.3g}); need at least {need}: "
                 "raise the fraction or use files with more samples")
     return ds, parameter_names(ds), split
 
@@ -463,7 +460,6 @@ def _by_lead(rollouts: Rollouts, calibration: dict[str, Any] | None,
     out: dict[str, Any] = {"lead_time": rollouts.ds["time"].values[rollouts.t_start:].tolist(),
                            "rmse": rmse.tolist()}
     if members is not None:
-        report["raw"]["by_group"] = uq_block(y, members=members, group_axis=1)["by_group"]
         lead_spread = np.sqrt(np.mean(spread ** 2, axis=(0, 2)))
         out |= {"spread": lead_spread.tolist(),
                 "spread_rmse_correlation": _lead_correlation(lead_spread, rmse)}
@@ -527,10 +523,9 @@ def evaluate_rollout_run(run_dir: str | os.PathLike, paths: list[str] | None = N
     out = Path(out_dir) if out_dir is not None else run_dir / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
     calibration = read_calibration(run_dir)
-    y, mean, spread, members = rollouts.forecast()
-    # the reliability / PIT plots need a spread > 0 everywhere; identical members have none
-    plot_dir = out if spread is None or np.all(spread > 0) else None
-    report = uq_report(y, mean, members=members, calibration=calibration, out_dir=plot_dir)
+    y, mean, _, members = rollouts.forecast()
+    report = uq_report(y, mean, members=members, calibration=calibration, out_dir=out,
+                       group_axis=None if members is None else 1)
     report["by_lead"] = _by_lead(rollouts, calibration, report)
     result["uq"] = {"u": report}
     write_json(result, out / "metrics.json")
