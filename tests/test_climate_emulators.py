@@ -221,13 +221,15 @@ def _pooled_coverage(gp, truth, level):
 
 def test_gp_intervals_cover_a_new_scenario_at_their_level(tmp_path):
     """On synthetic data (truth known: the generator's member-mean ssp245), the GP's 90 % and
-    95 % Gaussian intervals cover within 0.05 of nominal. An unconverged marginal-likelihood
+    95 % Gaussian intervals cover within 0.05 of nominal (L-BFGS converges in 40 iterations
+    here). An unconverged marginal-likelihood
     fit (60 Adam steps) covered 0.99-1.00 here; without the truncation variance the intervals
     cover far less than nominal."""
     config = SyntheticClimateBenchConfig(n_lat=8, n_lon=12, members=3, start_year=1950, seed=3)
     split = open_split(generate_synthetic(tmp_path, config))
     truth = split.test["ssp245"]
-    gp = ClimateGP(ClimateGPConfig(train_stride=3, iterations=40)).fit(split.train)
+    gp = ClimateGP(ClimateGPConfig(train_stride=3, iterations=40, optimizer="lbfgs")).fit(
+        split.train)
     assert 0.85 <= _pooled_coverage(gp, truth, 0.9) <= 0.95
     assert 0.90 <= _pooled_coverage(gp, truth, 0.95) <= 0.98
     assert gp.params_["calibration_factor"].shape == (4 * 5,)
