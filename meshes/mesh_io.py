@@ -11,6 +11,8 @@ what survives every format, and :func:`read_mesh` rebuilds the layout from it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 
@@ -235,13 +237,19 @@ def read_mesh(path) -> meshio.Mesh:
     Raises
     ------
     ValueError
-        If the file does not exist.
+        If the file does not exist or meshio cannot parse it.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"mesh file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
-    mesh = meshio.read(path, file_format=_FORMATS.get(ext))
+    try:  # meshio prints its own complaint before giving up: keep it off the terminal
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            mesh = meshio.read(path, file_format=_FORMATS.get(ext))
+    except SystemExit as err:  # meshio prints "Couldn't read file" and calls sys.exit(1)
+        raise ValueError(f"{path} is not a readable {ext or 'mesh'} file") from err
+    except (meshio.ReadError, OSError, KeyError, IndexError, SyntaxError) as err:
+        raise ValueError(f"{path} is not a readable mesh file ({err})") from err
     pts = np.asarray(mesh.points, dtype=np.float64)
     if pts.shape[1] == 3 and np.all(pts[:, 2] == 0):
         pts = pts[:, :2].copy()

@@ -36,7 +36,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from tqdm.auto import tqdm
 
-from operators.base import OperatorModel, atomic_torch_save, model_checkpoint, save_model
+from operators.base import (
+    OperatorModel,
+    atomic_torch_save,
+    load_checkpoint,
+    model_checkpoint,
+    save_model,
+)
 from surrogates import distributed
 from surrogates.data.common import write_json
 
@@ -337,7 +343,8 @@ def fit(model: OperatorModel, train: Dataset, validation: Dataset | None = None,
     if resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"no checkpoint to resume at {checkpoint_path}")
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        state = load_checkpoint(checkpoint_path, map_location=device,
+                                what="training checkpoint")
         _check_resumable(json.loads(state["train_config"]), config)
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])

@@ -62,7 +62,7 @@ def generate_darcy(out, pdebench_path, config_path, overwrite, shard, n_shards, 
         pdebench_path = Path(pdebench_path) / pdebench_darcy_file_name(config.f)
     for path in (out, pdebench_path):  # fail before solving, not after
         if path is not None:
-            refuse_existing(path, overwrite)
+            refuse_existing(path, overwrite, lock=True)
     started = time.perf_counter()
     try:
         ds = generate(config)

@@ -57,7 +57,7 @@ def generate_lorenz96(out, config_path, no_fast, overwrite, shard, n_shards, res
     config = opt.config_from(Lorenz96DataConfig, opt.read_toml(config_path), flags)
     if opt.generate_sharded(generate, config, out, shard, n_shards, resume, overwrite):
         return
-    refuse_existing(out, overwrite)  # fail before the integration, not after
+    refuse_existing(out, overwrite, lock=True)  # fail before the integration, not after
     started = time.perf_counter()
     ds = generate(config)
     write_netcdf(ds, out, overwrite=overwrite)

@@ -9,10 +9,14 @@ written once (in the dataclass) and the help text cannot drift from it. Flags le
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import time
 import tomllib
+import types
+import typing
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -22,6 +26,15 @@ T = TypeVar("T")
 
 
 # ------------------------------------------------------------------ configuration and errors
+class InputError(click.ClickException):
+    """A mistake in the user's input (a configuration file, a value): one line, exit code 1.
+
+    ``option`` (``--config``, ``--dt``, ...) starts the message when given."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(f"{option}: {message}" if option else message)
+
+
 def read_toml(path: str | None) -> dict[str, Any]:
     """The table of a ``--config`` TOML file (``{}`` without one), with clear errors."""
     if path is None:
@@ -30,24 +43,87 @@ def read_toml(path: str | None) -> dict[str, Any]:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError as err:
-        raise click.BadParameter(f"no config file at {path}", param_hint="--config") from err
-    except tomllib.TOMLDecodeError as err:
-        raise click.BadParameter(f"{path} is not valid TOML: {err}",
-                                 param_hint="--config") from err
+        raise InputError(f"no config file at {path}", "--config") from err
+    except IsADirectoryError as err:
+        raise InputError(f"{path} is a directory, not a TOML file", "--config") from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid TOML: {err}", "--config") from err
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (list, tuple, collections.abc.Sequence):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return f"a list of {_describe(args[0])}s" if args else "a list"
+    if hint is type(None):
+        return "none"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            dict: "a table"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (from TOML or a flag) fits the type annotation ``hint``; annotations
+    it does not understand accept anything."""
+    origin = typing.get_origin(hint)
+    if hint is Any or isinstance(hint, (str, typing.TypeVar)):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = typing.get_args(hint)
+        if origin is tuple and args and Ellipsis not in args:
+            return len(args) == len(value) and all(map(_matches, value, args))
+        return not args or all(_matches(v, args[0]) for v in value)
+    if origin in (dict, collections.abc.Mapping) or hint in (dict,):
+        return isinstance(value, dict)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
 
 
 def config_from(cls: type[T], table: Mapping[str, Any], overrides: Mapping[str, Any]) -> T:
-    """Build dataclass ``cls`` from a TOML table, then the flags that were given (not None)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(table) - names
+    """Build dataclass ``cls`` from a TOML table, then the flags that were given (not None).
+
+    Unknown keys, values of the wrong type (checked against the field annotations) and values
+    the dataclass refuses are one-line errors (:class:`InputError`, exit code 1).
+    """
+    if not isinstance(table, Mapping):
+        raise InputError(f"expected a table of {cls.__name__} fields, got {table!r}", "--config")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(table) - set(fields)
     if unknown:
-        raise click.BadParameter(f"unknown keys {sorted(unknown)} for {cls.__name__}; valid keys: "
-                                 f"{sorted(names)}", param_hint="--config")
+        raise InputError(f"unknown keys {sorted(unknown)} for {cls.__name__}; valid keys: "
+                         f"{sorted(fields)}", "--config")
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # annotations that do not resolve: leave the checks to the dataclass
+        hints = {}
     values = {**table, **{k: v for k, v in overrides.items() if v is not None}}
+    for name, value in values.items():
+        if name in hints and not _matches(value, hints[name]):
+            where = "--config" if name in table and overrides.get(name) is None else None
+            raise InputError(f"{cls.__name__}.{name} must be {_describe(hints[name])}, got "
+                             f"{value!r}", where)
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
-        raise click.UsageError(str(err)) from err
+        raise InputError(str(err)) from err
 
 
 def given(flags: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,11 +141,30 @@ def fail_cleanly(func: Callable) -> Callable:
     """Turn the library's documented errors into one-line CLI errors (exit code 1)."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from operators.base import release_locks
+
         try:
             return func(*args, **kwargs)
-        except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
-            raise click.ClickException(str(err)) from err
+        except KeyError as err:  # str(KeyError) is the repr of its argument
+            message = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else err
+            raise click.ClickException(str(message)) from err
+        except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                PermissionError, ValueError) as err:
+            raise click.ClickException(_one_line(err)) from err
+        except zipfile.BadZipFile as err:  # an .npz or torch archive cut short
+            raise click.ClickException(f"a saved file is damaged (not a complete archive: "
+                                       f"{err}); restore it or retrain the run") from err
+        except MemoryError as err:
+            raise click.ClickException(f"not enough memory for this size ({_one_line(err)}); "
+                                       "lower the sizes") from err
+        finally:
+            release_locks()  # the outputs this command locked are free again
     return wrapper
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def apply(func: Callable, options: Iterable[Callable]) -> Callable:
@@ -340,8 +435,9 @@ def echo_uq(report: Mapping[str, Any] | None) -> None:
         click.echo(f"uncertainty: {report.get('note', 'none')}")
     else:
         cover = ", ".join(f"{float(k):.0%} {v:.3f}" for k, v in raw["coverage"].items())
+        nll = f"{raw['nll']:.4g}" if "nll" in raw else "n/a"
         click.echo(f"uncertainty ({raw['form']}): coverage {cover}; CRPS {raw['crps']:.4g}, NLL "
-                   f"{raw['nll']:.4g}, spread-skill {raw['spread_skill']:.3f}")
+                   f"{nll}, spread-skill {raw.get('spread_skill', float('nan')):.3f}")
         for note in raw.get("notes", []):
             click.echo(f"  note: {note}")
     calibrated = report.get("calibrated")

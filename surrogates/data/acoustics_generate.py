@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from surrogates.data.acoustics import acoustic_dataset, write_acoustic
-from surrogates.data.common import provenance_attrs, refuse_existing
+from surrogates.data.common import check_memory, provenance_attrs, refuse_existing
 from surrogates.solvers.wave import Room, simulate
 
 __all__ = ["WaveDataConfig", "generate_wave_dataset"]
@@ -139,6 +139,13 @@ def generate_wave_dataset(config: WaveDataConfig, out: str | os.PathLike, *,
         If ``out`` exists and ``overwrite`` is False (checked before any work).
     """
     out = refuse_existing(out, overwrite)
+    if math.isfinite(config.spacing) and config.spacing > 0:  # else Room names the problem
+        cells = math.prod(int(side / config.spacing) + 1 for side in config.size)
+        # the stored float32 pressure, its float64 solution and the solver's batch of states
+        check_memory(config.n_sources * config.n_times * cells * 12
+                     + 8 * config.batch_size * cells * 8,
+                     f"{config.n_sources} sources x {config.n_times} frames on {cells:.3g} grid "
+                     "points", "raise --spacing, or lower --n-sources or --n-times")
     room = config.room()
     sources, receivers = config.positions()
     solution = simulate(room, sources, config.times(), pulse_width=config.pulse_width,

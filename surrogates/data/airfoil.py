@@ -152,9 +152,9 @@ class AirfoilDataConfig:
         pair("cst_te_range", 0.0, 0.05)
         if self.alpha_values is not None:
             self.alpha_values = [float(a) for a in self.alpha_values]
-            if not self.alpha_values or any(abs(a) > 30 for a in self.alpha_values):
-                raise ValueError(f"alpha_values must be a non-empty list of angles in [-30, 30] "
-                                 f"degrees, got {self.alpha_values}")
+            if not self.alpha_values or not all(abs(a) <= 30 for a in self.alpha_values):
+                raise ValueError(f"alpha_values must be a non-empty list of finite angles in "
+                                 f"[-30, 30] degrees, got {self.alpha_values}")
         if not self.farfield_radius > 2.0:
             raise ValueError(f"farfield_radius must exceed 2 chords, got {self.farfield_radius}")
         if not self.growth > 0:
@@ -411,6 +411,20 @@ def _read_sample(path) -> meshio.Mesh:
     return read_mesh(path)
 
 
+def _inside(folder: Path, name: str) -> Path:
+    """``folder / name``, refusing a name that leads outside ``folder`` (absolute, ``..``, or
+    a symbolic link whose target lies elsewhere)."""
+    root = folder.resolve()
+    path = folder / name
+    plain = (name and not Path(name).is_absolute() and ".." not in Path(name).parts
+             and "\\" not in name)
+    if not plain or not path.resolve().is_relative_to(root):
+        raise ValueError(f"{folder / INDEX_FILE} names the mesh {name!r}, which lies outside the "
+                         "dataset folder; an index may only name files inside its folder "
+                         "(the dataset is damaged or hostile: regenerate it)")
+    return path
+
+
 def open_airfoil_dataset(folder, *, lazy: bool = True) -> MeshDataset:
     """Open a folder written by :func:`generate_airfoil_dataset`.
 
@@ -426,7 +440,9 @@ def open_airfoil_dataset(folder, *, lazy: bool = True) -> MeshDataset:
         If the folder or its ``index.nc`` is missing (an interrupted generation), or mesh files
         named by the index are missing (all listed, up to 10).
     ValueError
-        If the index lacks a required variable.
+        If the index lacks a required variable, or names a mesh outside the folder (an
+        absolute path, ``..``, or a symbolic link that leads out): an index never makes the
+        loader read files elsewhere.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -437,7 +453,7 @@ def open_airfoil_dataset(folder, *, lazy: bool = True) -> MeshDataset:
     index = open_netcdf(folder / INDEX_FILE)
     if "mesh_file" not in index.variables or "sample" not in index.dims:
         raise ValueError(f"{folder / INDEX_FILE} has no 'mesh_file' variable over 'sample'")
-    paths = [folder / str(f) for f in index["mesh_file"].values]
+    paths = [_inside(folder, str(f)) for f in index["mesh_file"].values]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} mesh files listed in {folder / INDEX_FILE} are "

@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from surrogates.data.common import deprecated_alias, open_netcdf
+from surrogates.data.common import check_finite, deprecated_alias, open_netcdf
 
 TRAIN_EXPERIMENTS: tuple[str, ...] = ("ssp126", "ssp370", "ssp585", "historical", "hist-GHG",
                                       "hist-aer")
@@ -154,6 +154,7 @@ def open_experiment(data_dir: str | os.PathLike, experiment: str, *,
     inputs = inputs[list(INPUT_VARIABLES)].transpose("time", "latitude", "longitude")
     inputs = inputs.rename(latitude="lat", longitude="lon")
     for name in INPUT_VARIABLES:
+        check_finite(inputs[name].values, repr(name), str(path))
         inputs[name].attrs.setdefault("units", INPUT_UNITS[name])
         inputs[name].attrs.setdefault("long_name", _LONG_NAMES[name])
     if not outputs:

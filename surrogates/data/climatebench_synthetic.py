@@ -47,7 +47,7 @@ from surrogates.data.climatebench import (
     SECONDS_PER_DAY,
     global_mean,
 )
-from surrogates.data.common import provenance_attrs, write_netcdf
+from surrogates.data.common import check_memory, output_lock, provenance_attrs, write_netcdf
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,10 @@ class SyntheticClimateBenchConfig:
                                  f"got {value!r}")
         if not 1850 <= self.start_year <= 2010:
             raise ValueError(f"start_year must lie in 1850..2010, got {self.start_year}")
-        if self.variability < 0 or self.local_aerosol < 0:
-            raise ValueError("variability and local_aerosol must be >= 0")
+        for name in ("variability", "local_aerosol"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
 
 
 #: Energy-balance parameters (Geoffroy et al. 2013, multi-model mean, rounded).
@@ -330,10 +332,15 @@ def generate_synthetic(out_dir: str | os.PathLike,
     if unknown:
         raise ValueError(f"unknown experiments {sorted(unknown)}; known: {list(ALL_EXPERIMENTS)}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for experiment in experiments:
-        rng = np.random.default_rng([config.seed, ALL_EXPERIMENTS.index(experiment)])
-        inputs, outputs = synthetic_experiment(experiment, config, rng)
-        write_netcdf(inputs, out_dir / f"inputs_{experiment}.nc", overwrite=overwrite)
-        write_netcdf(outputs, out_dir / f"outputs_{experiment}.nc", overwrite=overwrite)
+    # about 250 years of ten fields per member (outputs, aerosol maps, noise), in float64
+    check_memory(10 * 8 * 251 * config.members * config.n_lat * config.n_lon,
+                 f"{config.members} members on {config.n_lat} x {config.n_lon} cells",
+                 "lower --n-lat, --n-lon or --members")
+    with output_lock(out_dir):  # a second writer of the folder is refused
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for experiment in experiments:
+            rng = np.random.default_rng([config.seed, ALL_EXPERIMENTS.index(experiment)])
+            inputs, outputs = synthetic_experiment(experiment, config, rng)
+            write_netcdf(inputs, out_dir / f"inputs_{experiment}.nc", overwrite=overwrite)
+            write_netcdf(outputs, out_dir / f"outputs_{experiment}.nc", overwrite=overwrite)
     return out_dir

@@ -9,6 +9,7 @@ build such datasets; this module holds what they share.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from operators.base import atomic_write
+from operators.base import acquire_lock, atomic_write, held_locks, lock_path, release_lock
 from operators.normalization import Normalizer
 from surrogates import __version__
 
@@ -45,11 +46,157 @@ def provenance_attrs(solver: str, config: Mapping[str, Any], title: str) -> dict
     }
 
 
+#: The largest JSON text read from a file or an attribute (bytes): configurations are a few
+#: kilobytes, so anything this large is a damaged or hostile file, refused before parsing.
+MAX_JSON_BYTES = 16 * 2**20
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """``json.loads(text)`` with one-line errors naming ``what``; text over
+    :data:`MAX_JSON_BYTES` is refused unparsed.
+
+    Raises
+    ------
+    ValueError
+        If the text is too large or not valid JSON.
+    """
+    if len(text) > MAX_JSON_BYTES:
+        raise ValueError(f"{what} is too large to be a configuration ({len(text) / 2**20:.0f} MiB "
+                         f"> {MAX_JSON_BYTES // 2**20} MiB); the file is damaged or not written "
+                         "by surrogates")
+    try:
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{what} is not valid JSON ({err}); the file is damaged or not "
+                         "written by surrogates") from err
+
+
 def dataset_config(ds: xr.Dataset) -> dict[str, Any]:
-    """The generating configuration stored by :func:`provenance_attrs`."""
+    """The generating configuration stored by :func:`provenance_attrs`.
+
+    Raises
+    ------
+    ValueError
+        If the ``config`` attribute is missing, too large, not JSON or not a JSON object.
+    """
     if "config" not in ds.attrs:
         raise ValueError("dataset has no 'config' attribute: it was not written by surrogates")
-    return json.loads(ds.attrs["config"])
+    config = parse_json(ds.attrs["config"], "the dataset's config attribute")
+    if not isinstance(config, dict):
+        raise ValueError(f"the dataset's config attribute must be a JSON object, got "
+                         f"{type(config).__name__}; the file is damaged or not written by "
+                         "surrogates")
+    return config
+
+
+def format_bytes(n: float) -> str:
+    """``1.5e9`` -> ``"1.4 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still use: ``MemAvailable`` of ``/proc/meminfo``
+    (Linux), else the physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 2**63
+
+
+def check_memory(n_bytes: float, what: str, hint: str) -> None:
+    """Refuse, before allocating anything, work whose arrays would need more than the memory
+    available (:func:`available_memory`).
+
+    Parameters
+    ----------
+    n_bytes : float
+        What the arrays would take.
+    what : str
+        What they are, e.g. ``"10^12 Lorenz-96 trajectories"``.
+    hint : str
+        What to do instead, e.g. ``"lower --n-samples or write shards with --shards N"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the memory needed and available.
+    """
+    available = available_memory()
+    if n_bytes > available:
+        raise ValueError(f"{what} would need {format_bytes(n_bytes)} of memory, more than the "
+                         f"{format_bytes(available)} available; {hint}")
+
+
+def check_disk(n_bytes: float, folder: str | os.PathLike, what: str, hint: str) -> None:
+    """Refuse, before writing anything, files that would need more than the free disk space
+    of ``folder`` (or of its nearest existing parent).
+
+    Raises
+    ------
+    ValueError
+        Naming the space needed and free.
+    """
+    import shutil
+
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if n_bytes > free:
+        raise ValueError(f"{what} would need {format_bytes(n_bytes)} of disk space, more than the "
+                         f"{format_bytes(free)} free in {folder}; {hint}")
+
+
+def check_finite(values: Any, name: str, what: str = "the data") -> None:
+    """Raise ValueError if ``values`` (array-like) holds NaN or infinite numbers."""
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.number) and not np.isfinite(array).all():
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"{name} in {what} holds {bad} non-finite value(s) (NaN or inf); "
+                         "fix or drop those samples first")
+
+
+def load_npz(path: str | os.PathLike, what: str = "saved arrays") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read with ``allow_pickle=False``, with one-line errors.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file (a folder in its place is named as such).
+    ValueError
+        If the file is damaged (not a complete ``.npz``) or holds pickled Python objects,
+        which are never loaded.
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a directory, not {what}; restore the file or "
+                                "retrain the run")
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(f"{path} is damaged (not a complete .npz file: {err}); restore it or "
+                         "retrain the run") from err
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(f"{path} holds pickled Python objects (object arrays), which are "
+                             "never loaded; it was not written by surrogates") from err
+        raise ValueError(f"{path} is damaged ({err}); restore it or retrain the run") from err
 
 
 def check_schema(ds: xr.Dataset, variables: Mapping[str, Sequence[str]]) -> None:
@@ -79,13 +226,38 @@ def _encoding(ds: xr.Dataset, complevel: int) -> dict[str, dict[str, Any]]:
             for name, var in ds.variables.items() if np.issubdtype(var.dtype, np.number)}
 
 
-def refuse_existing(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Return ``path`` as a Path; raise FileExistsError if it exists and ``overwrite`` is False."""
+def refuse_existing(path: str | os.PathLike, overwrite: bool, *, lock: bool = False) -> Path:
+    """Return ``path`` as a Path; raise FileExistsError if it exists and ``overwrite`` is False.
+
+    With ``lock``, also take the output's lock (:func:`operators.base.acquire_lock`, held
+    until the command ends): a command that checks its output before long work calls this
+    first, so that a second command writing the same output is refused up front."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; refusing to overwrite it "
                               "(pass overwrite=True, or --overwrite on the command line)")
+    if lock:
+        acquire_lock(path)
     return path
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike):
+    """Hold the lock of output ``path`` (a file or a folder) for the ``with`` block; a lock
+    this process held already stays held.
+
+    Raises
+    ------
+    operators.base.LockedError
+        If another live process holds it.
+    """
+    held = lock_path(path) in held_locks()
+    acquire_lock(path)
+    try:
+        yield Path(path)
+    finally:
+        if not held:
+            release_lock(path)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
@@ -384,6 +556,8 @@ def to_torch(ds: xr.Dataset, *, inputs: Sequence[str], targets: Sequence[str],
     parts = {}
     for split, idx in indices.items():
         x, y = lead_pairs(ds.isel(sample=idx), inputs, targets, spatial_dims, lead, history)
+        check_finite(x, f"the inputs {list(inputs)}", f"the {split} split")
+        check_finite(y, f"the targets {list(targets)}", f"the {split} split")
         parts[split] = PairDataset(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype))
     input_normalizer = Normalizer(len(inputs) * (1 + history)).fit(parts["train"].inputs)
     target_normalizer = Normalizer(len(targets)).fit(parts["train"].targets)

@@ -32,7 +32,13 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from operators.base import check_int
-from surrogates.data.common import check_schema, deprecated_alias, open_netcdf, provenance_attrs
+from surrogates.data.common import (
+    check_memory,
+    check_schema,
+    deprecated_alias,
+    open_netcdf,
+    provenance_attrs,
+)
 from surrogates.solvers import darcy
 
 #: Grid dimensions of the fields: operators see (batch, channels, y, x).
@@ -147,6 +153,9 @@ def generate_darcy(config: DarcyDataConfig | None = None, *, samples: range | No
                          f"[0, {config.n_samples}), got {samples}")
     make = COEFFICIENTS[config.coefficient]
     n, bs = config.n, config.batch_size
+    check_memory(2 * len(samples) * n * n * np.dtype(config.dtype).itemsize
+                 + 20 * bs * n * n * 8, f"{len(samples)} Darcy fields of {n} x {n} cells",
+                 "lower --n-samples or --n, or write shards (--shards N) that each fit")
     first = samples.start
     a_all = np.empty((len(samples), n, n), dtype=config.dtype)
     u_all = np.empty_like(a_all)

@@ -28,7 +28,13 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from surrogates.data.common import check_schema, deprecated_alias, open_netcdf, provenance_attrs
+from surrogates.data.common import (
+    check_memory,
+    check_schema,
+    deprecated_alias,
+    open_netcdf,
+    provenance_attrs,
+)
 from surrogates.data.shards import map_over_devices
 from surrogates.solvers import lorenz96
 
@@ -160,6 +166,14 @@ def generate_lorenz96(config: Lorenz96DataConfig = Lorenz96DataConfig(), *,
             or samples.stop > config.n_samples:
         raise ValueError(f"samples must be a non-empty contiguous range within "
                          f"[0, {config.n_samples}), got {samples}")
+    frames = config.n_steps // config.save_every + 1
+    fast = config.K * config.J * (1 + config.I) if config.store_fast else 0
+    # X, subgrid_forcing, closure_target (k) and Y, Z; twice over (the batches and their join)
+    check_memory(2 * len(samples) * frames * (3 * config.K + fast)
+                 * np.dtype(config.dtype).itemsize,
+                 f"{len(samples)} Lorenz-96 trajectories of {frames} frames",
+                 "lower --n-samples, --n-steps or raise --save-every, or write shards "
+                 "(--shards N) that each fit")
     batches = []
     starts = range(samples.start, samples.stop, config.batch_size)
     # One bar over batches when there are several, else the solver's own bar over time steps.

@@ -47,7 +47,7 @@ import numpy as np
 import xarray as xr
 
 from surrogates import __version__
-from surrogates.data.common import open_hdf5, refuse_existing, write_hdf5
+from surrogates.data.common import check_memory, open_hdf5, refuse_existing, write_hdf5
 
 #: The HDF5 dataset names of a PDEBench 1D file.
 TENSOR, X_COORDINATE, T_COORDINATE = "tensor", "x-coordinate", "t-coordinate"
@@ -218,6 +218,12 @@ def read_pdebench(path: str | os.PathLike, *, reduced_resolution: int = 1,
             raise ValueError(f"{path}: 't-coordinate' has shape {tc.shape}, expected "
                              f"({n_t + 1},) = N_t + 1 for 'tensor' of shape {tensor.shape}")
         s_t, s_x = slice(None, None, reduced_resolution_t), slice(None, None, reduced_resolution)
+        if chunks is None:  # the declared shape, before a byte of it is read
+            check_memory(n * -(-n_t // reduced_resolution_t) * -(-n_x // reduced_resolution)
+                         * tensor.dtype.itemsize,
+                         f"{path}'s 'tensor' {tensor.shape} ({tensor.dtype})",
+                         "read it lazily (--stream where offered) or coarsen it "
+                         "(--reduced-resolution, --reduced-resolution-t)")
         x = xc[()][s_x]
         t_all = tc[()]
         time = t_all[:n_t][s_t]
@@ -427,6 +433,10 @@ def read_pdebench_darcy(path: str | os.PathLike) -> xr.Dataset:
     path = Path(path)
     with open_hdf5(path, "PDEBench Darcy file",
                    (DARCY_NU, TENSOR, X_COORDINATE, Y_COORDINATE)) as f:
+        for name in (DARCY_NU, TENSOR):  # the declared shapes, before a byte is read
+            check_memory(f[name].size * f[name].dtype.itemsize,
+                         f"{path}'s {name!r} {f[name].shape} ({f[name].dtype})",
+                         "the file is damaged, or larger than this machine can hold")
         nu, tensor = f[DARCY_NU][()], f[TENSOR][()]
         x, y = f[X_COORDINATE][()], f[Y_COORDINATE][()]
         attrs = {k: v for k, v in ((k, _as_scalar(v)) for k, v in f.attrs.items())

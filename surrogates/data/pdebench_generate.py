@@ -19,7 +19,7 @@ import numpy as np
 
 from operators.base import atomic_write, check_int
 from surrogates import __version__
-from surrogates.data.common import refuse_existing
+from surrogates.data.common import check_disk, check_memory, refuse_existing
 from surrogates.data.pdebench import (
     T_COORDINATE,
     TENSOR,
@@ -266,6 +266,11 @@ def generate_pdebench(config: PDE1DGenerateConfig, out_dir: str | os.PathLike, *
     t_out = t_coord[:config.n_frames]
     x = pde1d.cell_centers(config.N)
     shape = (config.n_samples, config.n_frames, config.N)
+    check_disk(4 * len(paths) * config.n_samples * config.n_frames * config.N, out_dir,
+               f"{len(paths)} file(s) of {config.n_samples} samples x {config.n_frames} frames x "
+               f"{config.N} cells", "lower --n-samples, --n-frames or --N")
+    check_memory(3 * 8 * min(config.batch_size, config.n_samples) * config.n_frames * config.N,
+                 f"batches of {config.batch_size} samples", "lower --batch-size")
     _check_layout(shape, x, t_coord)
     resolved = {**dataclasses.asdict(config), "surrogates_version": __version__,
                 "solver": f"surrogates.solvers.pde1d.solve_{key}"}

@@ -99,6 +99,9 @@ def find_shards(out: str | os.PathLike) -> list[Path]:
         if match and path.name == f"{stem}{match[0]}":
             found[(int(match[1]), int(match[2]))] = path
     if not found:
+        if Path(out).is_dir():
+            raise FileNotFoundError(f"{out} is a directory, not a dataset file; give the "
+                                    "netCDF file (or the OUT name of its shards)")
         raise FileNotFoundError(f"no dataset file at {out} and no shards "
                                 f"{stem}.shard-I-of-N.nc beside it")
     counts = {n for _, n in found}

@@ -360,7 +360,16 @@ def predict_mesh(run_dir: str | os.PathLike, mesh_path: str | os.PathLike, input
     out = Path(out_path)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    mesh = read_mesh(mesh_path)
+    try:
+        mesh = read_mesh(mesh_path)
+    except (meshio.ReadError, OSError, ValueError, KeyError, IndexError,
+            SyntaxError) as err:  # what meshio raises on a file it cannot parse
+        raise ValueError(f"{mesh_path} is not a readable mesh ({' '.join(str(err).split())}); "
+                         "give a .vtu written by `surrogates generate airfoil` or meshio") from err
+    bad = [n for n in names if not np.isfinite(float(inputs[n]))]
+    if bad:
+        raise ValueError(f"the inputs {bad} must be finite numbers, got "
+                         f"{[inputs[n] for n in bad]}")
     x = np.array([[float(inputs[n]) for n in names]])
     start = time.perf_counter()
     mean, std = model.predict([mesh], x, return_std=True)

@@ -17,14 +17,16 @@ Folders written before kinds existed (operator and closure runs of 0.x) carry no
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from operators.base import acquire_lock
 from surrogates import distributed
-from surrogates.data.common import write_json
+from surrogates.data.common import MAX_JSON_BYTES, write_json
 
 RUN_CONFIG_NAME = "run_config.json"
 
@@ -46,23 +48,69 @@ CLOSURE_MODEL_CLASSES = ("MNOClosure", "LocalMLPClosure", "PolynomialClosure", "
                           "ClosureEnsemble")
 
 
+#: What the package writes into a run folder (names and ``fnmatch`` patterns): ``--overwrite``
+#: removes these and nothing else.
+PACKAGE_OUTPUTS = (
+    RUN_CONFIG_NAME, "model.pt", "checkpoint.pt", "history.json", "train_config.json",
+    "calibration.json", "calibration.png", "evaluation", "member-*", "member_*", "model",
+    "model.json", "params.npz", "summary.json", "solution.nc", "solution.png", "gp_params.npz",
+    "gp_state.pt", "pattern_scaling.npz", "internal_variance.npz", "weights_config.json",
+    "closure.onnx", "closure.onnx.json", "closure.pt2", "closure.pt2.json", "closure.pt",
+    "closure.pt.json", "operator.pt2", "operator.pt2.json", "unrolled", "*.png", ".*.tmp",
+)
+
+
+def _is_package_output(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PACKAGE_OUTPUTS)
+
+
 def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
-    """Create ``run_dir``; a non-empty one needs ``overwrite`` (it is replaced) or ``resume``.
+    """Create ``run_dir`` and take its lock; a non-empty one needs ``overwrite`` or ``resume``.
+
+    - The folder's lock (:func:`operators.base.acquire_lock`: ``.NAME.lock`` beside it, holding
+      the pid) is held until the command ends: a second command writing the same run folder
+      is refused while the first runs; a lock left by a killed process is taken over.
+    - ``overwrite`` removes only what the package writes into run folders
+      (:data:`PACKAGE_OUTPUTS`) and **refuses**, deleting nothing, when the folder holds any
+      other file: a file the user put there is never lost.
+    - ``resume`` keeps everything.
 
     Under ``torchrun`` rank 0 does it while the other ranks wait (a refusal is raised on every
-    rank)."""
+    rank).
+
+    Raises
+    ------
+    FileExistsError
+        If the folder is a file, holds files and neither ``overwrite`` nor ``resume`` is given,
+        or holds files the package did not write (with ``overwrite``).
+    operators.base.LockedError
+        If another live process holds the folder's lock.
+    """
     run_dir = Path(run_dir)
     ctx = distributed.context()
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"{run_dir} is a file, not a run folder; choose another --out")
-    refuse = (run_dir.exists() and any(run_dir.iterdir()) and not resume and not overwrite)
+    present = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    refuse = bool(present) and not resume and not overwrite
+    foreign = [name for name in present if not _is_package_output(name)]
     ctx.barrier()  # every rank has looked before rank 0 touches anything
     if refuse:
         raise FileExistsError(f"run folder {run_dir} exists and is not empty; pass "
                               "--overwrite to replace it or --resume to continue it")
+    if overwrite and not resume and foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(f"run folder {run_dir} holds files that surrogates did not write "
+                              f"({shown}); --overwrite replaces only a run's own files: move "
+                              "them out or choose another --out")
     if ctx.is_main:
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            shutil.rmtree(run_dir)
+        acquire_lock(run_dir)
+        if present and not resume:
+            for name in present:
+                path = run_dir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         run_dir.mkdir(parents=True, exist_ok=True)
     ctx.barrier()
 
@@ -133,6 +181,10 @@ def read_run_config(run_dir: str | os.PathLike,
         raise FileNotFoundError(f"{run_dir} is not a run folder (no such directory)")
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder: {RUN_CONFIG_NAME} is missing")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} is too large to be a run configuration "
+                         f"({path.stat().st_size / 2**20:.0f} MiB > {MAX_JSON_BYTES // 2**20} "
+                         "MiB); the run folder is damaged or not written by surrogates")
     try:
         config = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
