@@ -69,7 +69,7 @@ DEEPONET_TRAIN = {"epochs": 300, "batch_size": 8, "lr": 1e-3, "loss": "mse"}
 
 
 @click.command("deeponet")
-@click.argument("data_path", type=click.Path(dir_okay=False, exists=True))
+@click.argument("data_path", type=click.Path())
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder to create.")
 @opt.config_option("TOML with tables [data] (DeepONetDataSpec), [model] (DeepONet arguments) and "

@@ -126,6 +126,32 @@ def config_from(cls: type[T], table: Mapping[str, Any], overrides: Mapping[str, 
         raise InputError(str(err)) from err
 
 
+def kwargs_from(function: Callable, table: Any, section: str,
+                skip: Iterable[str] = ()) -> dict[str, Any]:
+    """A TOML table ``[section]`` checked as keyword arguments of ``function``: unknown keys and
+    values of the wrong type (against its annotations) are one-line errors (:class:`InputError`).
+    """
+    import inspect
+
+    if not isinstance(table, Mapping):
+        raise InputError(f"[{section}] must be a table, got {table!r}", "--config")
+    parameters = {name: p for name, p in inspect.signature(function).parameters.items()
+                  if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in skip}
+    unknown = set(table) - set(parameters)
+    if unknown:
+        raise InputError(f"unknown keys {sorted(unknown)} in [{section}]; valid keys: "
+                         f"{sorted(parameters)}", "--config")
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # annotations that do not resolve: leave the checks to the function
+        hints = {}
+    for name, value in table.items():
+        if name in hints and not _matches(value, hints[name]):
+            raise InputError(f"[{section}] {name} must be {_describe(hints[name])}, got "
+                             f"{value!r}", "--config")
+    return dict(table)
+
+
 def given(flags: Mapping[str, Any]) -> dict[str, Any]:
     """The flags that were given (not None)."""
     return {k: v for k, v in flags.items() if v is not None}

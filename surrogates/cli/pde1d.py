@@ -91,7 +91,7 @@ _MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show
 
 
 @click.command("rollout")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder to create.")
 @click.option("--model", type=click.Choice(["cape-fno", "cape-unet", "fno", "unet"]),
@@ -110,7 +110,7 @@ _MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show
                                                 "[2 for CAPE models, else 0].")
 @click.option("--step-normalization", type=click.Choice(["frame", "initial"]),
               help="Divide each step's error by that frame's norm (CAPE) or by the first "
-                   "frame's (decaying solutions, e.g. viscous Burgers) [frame].")
+                   "frame's (decaying solutions) [initial for Burgers files, else frame].")
 @opt.overwrite_option("an existing run folder")
 @opt.fit_options(ROLLOUT_TRAIN)
 @opt.fail_cleanly

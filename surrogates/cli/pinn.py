@@ -77,10 +77,18 @@ def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, opti
     Helmholtz (4, 1) reaches relative L2 3.0e-3 in about 40 s on one core, Klein-Gordon 0.105,
     Allen-Cahn 7.3e-2 (about 2 min), flow mixing 2.5e-2 (about 3 min).
     """
+    from surrogates.models.pinn import train
+    from surrogates.models.pinn.problems import PROBLEMS
     from surrogates.runs.pinn import solve_to_folder
 
     table = opt.read_toml(config_path)
-    problem = {**table.get("problem", {}), **opt.given({"a1": a1, "a2": a2})}
+    unknown = set(table) - {"problem", "train", "model"}
+    if unknown:
+        raise opt.InputError(f"unknown tables {sorted(unknown)}; valid: [problem], [train], "
+                             "[model]", "--config")
+    pde_key = pde.replace("-", "_")
+    problem = {**opt.kwargs_from(PROBLEMS[pde_key], table.get("problem", {}), "problem"),
+               **opt.given({"a1": a1, "a2": a2})}
     if problem and pde != "helmholtz" and ({"a1", "a2"} & set(problem)):
         raise click.UsageError("--a1 / --a2 apply to --pde helmholtz only")
     model_kwargs = {**table.get("model", {}),
@@ -95,10 +103,12 @@ def solve_pig(pde, out_dir, model, config_path, a1, a2, steps, collocation, opti
              "lr_final": lr_final, "boundary_weight": boundary_weight,
              "causal_chunks": causal_chunks, "causal_eps": causal_eps, "seed": seed,
              "dtype": dtype}
-    train_kwargs = {**table.get("train", {}), **opt.given(flags)}
+    train_kwargs = {**opt.kwargs_from(train, table.get("train", {}), "train",
+                                      skip=("problem", "model", "model_kwargs")),
+                    **opt.given(flags)}
     if model_kwargs:
         train_kwargs["model_kwargs"] = model_kwargs
-    summary = solve_to_folder(pde.replace("-", "_"), out_dir, model=model,
+    summary = solve_to_folder(pde_key, out_dir, model=model,
                               problem_kwargs=problem, train_kwargs=train_kwargs, n_grid=n_grid,
                               overwrite=overwrite)
     click.echo(f"{pde} with {model}: relative L2 error {summary['relative_l2']:.3e} against the "

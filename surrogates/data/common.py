@@ -281,6 +281,8 @@ def open_hdf5(path: str | os.PathLike, what: str, required: Sequence[str]):
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a directory, not {what}; give the file itself")
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}")
     try:

@@ -33,7 +33,7 @@ from surrogates.data.climatebench import (
     global_mean,
     member_mean,
 )
-from surrogates.data.common import PairDataset
+from surrogates.data.common import PairDataset, load_npz
 from surrogates.models.gp import BatchedExactGP
 
 
@@ -99,10 +99,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no fitted parameters at {path}")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return load_npz(path, "fitted parameters")
 
 
 # ------------------------------------------------------------------------------ pattern scaling

@@ -45,7 +45,6 @@ References
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -67,7 +66,7 @@ from surrogates.data.acoustics import (
     trunk_grid,
 )
 from surrogates.data.acoustics_generate import WaveDataConfig
-from surrogates.data.common import split_samples, write_json
+from surrogates.data.common import dataset_config, split_samples, write_json
 from surrogates.metrics.acoustics import field_errors, receiver_errors
 from surrogates.metrics.conformal import calibration_split
 from surrogates.runs.calibration import (
@@ -102,7 +101,7 @@ def _data_config(ds: xr.Dataset) -> WaveDataConfig:
     if "config" not in ds.attrs:
         raise ValueError("the dataset has no generating configuration (attribute 'config'); "
                          "the solver timing needs a dataset from `surrogates generate wave2d/3d`")
-    return WaveDataConfig(**json.loads(ds.attrs["config"]))
+    return WaveDataConfig(**dataset_config(ds))
 
 
 def default_deeponet_config(dim: int, branch_in: int) -> dict[str, Any]:

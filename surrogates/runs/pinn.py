@@ -25,7 +25,13 @@ import xarray as xr
 from operators.base import atomic_write
 from operators.pig import model_from_dict, model_to_dict
 from surrogates import __version__
-from surrogates.data.common import write_json, write_netcdf
+from surrogates.data.common import (
+    check_memory,
+    load_npz,
+    parse_json,
+    write_json,
+    write_netcdf,
+)
 from surrogates.models.pinn import TrainResult, evaluate, predict, train
 from surrogates.models.pinn.defaults import default_settings
 from surrogates.models.pinn.problems import get_problem
@@ -129,11 +135,16 @@ def load_params(out_dir: str | os.PathLike) -> tuple[Any, Any]:
     ``model.apply(params, x)`` then evaluates the solution at a point ``x``.
     """
     out = Path(out_dir)
-    model = model_from_dict(json.loads((out / "model.json").read_text()))
+    model = model_from_dict(parse_json((out / "model.json").read_text(), out / "model.json"))
     template = model.init(jax.random.key(0))
     paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-    with np.load(out / "params.npz", allow_pickle=False) as data:
-        leaves = [data[jax.tree_util.keystr(path)] for path, _ in paths]
+    arrays = load_npz(out / "params.npz", "trained parameters")
+    missing = [key for key in (jax.tree_util.keystr(path) for path, _ in paths)
+               if key not in arrays]
+    if missing:
+        raise ValueError(f"{out / 'params.npz'} is damaged: it lacks the parameters "
+                         f"{missing[:3]}{' ...' if len(missing) > 3 else ''}")
+    leaves = [arrays[jax.tree_util.keystr(path)] for path, _ in paths]
     return model, jax.tree_util.tree_unflatten(treedef, leaves)
 
 
@@ -173,8 +184,12 @@ def predict_solution(out_dir: str | os.PathLike, out: str | os.PathLike, *, n_gr
     """The solution of a solved folder on an ``n_grid``-point tensor grid, as netCDF ``u``."""
     from surrogates.data.common import refuse_existing
 
+    if isinstance(n_grid, bool) or not isinstance(n_grid, int) or n_grid < 2:
+        raise ValueError(f"--grid must be an integer >= 2 (points per axis), got {n_grid!r}")
     out = refuse_existing(out, overwrite)
     result, problem = load_solution(out_dir)
+    check_memory(4 * 8.0 * n_grid ** problem.dim, f"a {n_grid}^{problem.dim} grid",
+                 "lower --grid")
     axes = [np.linspace(a, b, n_grid) for a, b in zip(problem.lower, problem.upper, strict=True)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, problem.dim)
     u = predict(result, mesh).reshape((n_grid,) * problem.dim)

@@ -18,6 +18,7 @@ import meshio
 import numpy as np
 import torch
 
+from surrogates.data.common import load_npz
 from surrogates.models.gp import BatchedExactGP
 from surrogates.models.mmgp.pca import WeightedPCA
 from surrogates.models.mmgp.plumbing import _import, _json_kwargs, _qualname
@@ -120,6 +121,9 @@ def load(cls, path: str | os.PathLike, morpher=None, transfer: Callable | None =
     """
     folder = Path(path)
     for name in ("config.json", "arrays.npz"):
+        if (folder / name).is_dir():
+            raise FileNotFoundError(f"{folder / name} is a directory, not a file written by "
+                                    "MMGPRegressor.save; restore the file or retrain the run")
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name} does not exist; is {folder} a folder "
                                     "written by MMGPRegressor.save?")
@@ -144,8 +148,7 @@ def load(cls, path: str | os.PathLike, morpher=None, transfer: Callable | None =
     if params["reference"] is None:
         params["reference"] = 0  # the support mesh itself is restored below
     model = cls(morpher=morpher, transfer=transfer, **params)
-    with np.load(folder / "arrays.npz", allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays = load_npz(folder / "arrays.npz", "MMGP arrays")
     cells = [(t, arrays[f"support_cells_{i}"])
              for i, t in enumerate(cfg["support_cell_types"])]
     cell_data = {name: [arrays[f"support_cell_data_{name}_{i}"] for i in range(len(cells))]
