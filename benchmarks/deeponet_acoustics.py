@@ -13,8 +13,9 @@ DeepONet at the same budget.
 
 Set-up, all in one run, per room:
 
-* Data: ``surrogates.data.acoustics_generate.generate_wave_dataset`` (our FDTD solver, order 4 in space,
-  float64), absorption 0.1 on every wall, Gaussian pulse sigma 0.2 m, 1 Pa peak, source positions
+* Data: ``surrogates.data.acoustics_generate.generate_wave_dataset`` (our FDTD solver, order 4
+  in space, float64), absorption 0.1 on every wall, Gaussian pulse sigma 0.2 m, 1 Pa peak,
+  source positions
   uniform at least 0.4 m (2D) / 0.3 m (3D) from the walls. 2D: 2 m x 2 m, h = 5 cm (41 x 41
   nodes), 41 frames over 10 ms (3.4 m of travel: several reflections), ``--n-sources`` sources.
   3D: 1 m cube, h = 5 cm (21^3 nodes), 21 frames over 5 ms. Split 80/10/10 by a seeded

@@ -416,7 +416,8 @@ def main(argv=None):
             "n_train_samples": N_TRAIN, "train_batch": TRAIN_BATCH,
             "learning_rate": LEARNING_RATE, "equal_work_batch": EQUAL_WORK_BATCH,
             "timed_torch_threads": list(TIMED_THREADS), "untimed_torch_threads": UNTIMED_THREADS,
-            "timing": "surrogates.metrics.dynamics.cost_per_model_time_unit, best of 3 after 1 warm-up",
+            "timing": ("surrogates.metrics.dynamics.cost_per_model_time_unit, best of 3 after 1 "
+                       "warm-up"),
         },
         "metric": "wall seconds per model time unit for the whole batch; speedup = resolved / "
                   "hybrid",

@@ -105,6 +105,13 @@ def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
     gridded.train_and_report(data, run_dir, "FNO", model, train_flags, table, resume, overwrite)
 
 
+#: ``train mgno`` defaults: the MgNO paper's recipe as run by benchmarks/mgno_darcy.py (H1 loss,
+#: Adam with weight decay 1e-4, OneCycle to lr 1e-3, batch 8, 25 epochs: relative L2 0.031 on
+#: 64^2 Darcy at the default size).
+MGNO_TRAIN = {"loss": "relative_h1", "weight_decay": 1e-4, "scheduler": "onecycle",
+              "batch_size": 8, "epochs": 25, "lr": 1e-3}
+
+
 @click.command("mgno")
 @gridded.data_options("u", default_inputs="a", default_dims="y,x")
 @click.option("--width", type=int, help="Hidden channels [24].")
@@ -113,14 +120,14 @@ def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
 @click.option("--padding-mode", type=click.Choice(["zeros", "circular", "reflect"]),
               help="Boundary condition: zeros = Dirichlet, circular = periodic, reflect = "
                    "Neumann [zeros].")
-@gridded.training_options()
+@gridded.training_options(MGNO_TRAIN)
 @opt.fail_cleanly
 def train_mgno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, width,
                layers, levels, padding_mode, resume, **train_flags):
     """Multigrid neural operator (1D/2D from the number of spatial dims).
 
     Defaults suit `surrogates generate darcy` data: inputs a, targets u, spatial dims y,x; the
-    MgNO paper trains with --loss relative_h1.
+    training defaults are the MgNO paper's recipe (H1 loss, OneCycle, weight decay 1e-4).
     """
     table = opt.read_toml(config_path)
     table.setdefault("data", {}).setdefault("inputs", ["a"])
@@ -129,7 +136,8 @@ def train_mgno(data_path, run_dir, config_path, inputs, targets, spatial_dims, o
     model = opt.model_table(table, {"n_dims": len(data.spatial_dims)},
                         {"hidden_channels": width, "n_layers": layers, "levels": levels,
                          "padding_mode": padding_mode})
-    gridded.train_and_report(data, run_dir, "MgNO", model, train_flags, table, resume, overwrite)
+    gridded.train_and_report(data, run_dir, "MgNO", model, train_flags, table, resume, overwrite,
+                             train_defaults=MGNO_TRAIN)
 
 
 @click.command("evaluate")

@@ -24,10 +24,10 @@ CALIBRATE = click.option(
          "predict then use them [off].")
 
 
-def training_options() -> Any:
+def training_options(defaults: dict[str, Any] | None = None) -> Any:
     """``--calibrate``, ``--stream`` and the optimisation flags
-    (:func:`~surrogates.cli.options.fit_options`)."""
-    return opt.option_group([CALIBRATE, STREAM, opt.fit_options()])
+    (:func:`~surrogates.cli.options.fit_options`, with the command's ``defaults``)."""
+    return opt.option_group([CALIBRATE, STREAM, opt.fit_options(defaults)])
 
 
 def data_options(default_targets: str, default_inputs: str = "X",
@@ -63,7 +63,8 @@ def data_spec(table: dict[str, Any], data_path, inputs, targets, spatial_dims,
 
 
 def train_and_report(data, run_dir, model_class, model, train_flags, table, resume, overwrite,
-                     normalization="wrap", members: int = 1) -> None:
+                     normalization="wrap", members: int = 1,
+                     train_defaults: dict[str, Any] | None = None) -> None:
     """Train one model (or an ensemble of ``members``) into ``run_dir`` and print a summary."""
     from surrogates.runs.operators import train_operator
 
@@ -72,7 +73,7 @@ def train_and_report(data, run_dir, model_class, model, train_flags, table, resu
     calibration = train_flags.pop("calibration", None)
     if calibration is not None:
         data = dataclasses.replace(data, calibration=calibration)
-    train_config = opt.train_config_from(table, train_flags)
+    train_config = opt.train_config_from(table, train_flags, train_defaults)
     if members > 1:
         from surrogates.runs.lorenz96 import train_ensemble
 

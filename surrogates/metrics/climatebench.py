@@ -1,8 +1,8 @@
 r"""The ClimateBench scores (Watson-Parris et al. 2022): spatial, global and total NRMSE.
 
-With latitude weights :math:`w_i \propto \cos\varphi_i` (:func:`surrogates.data.climatebench.lat_weights`),
-the total score of a variable is ``spatial + 5 * global`` over the scored years
-(:data:`surrogates.data.climatebench.METRIC_YEARS`).
+With latitude weights :math:`w_i \propto \cos\varphi_i`
+(:func:`surrogates.data.climatebench.lat_weights`), the total score of a variable is
+``spatial + 5 * global`` over the scored years (:data:`surrogates.data.climatebench.METRIC_YEARS`).
 """
 
 from __future__ import annotations
