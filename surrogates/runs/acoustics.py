@@ -76,10 +76,9 @@ from surrogates.runs.calibration import (
     read_calibration,
     uq_report,
 )
-from surrogates.runs.folder import read_run_config, start_run
+from surrogates.runs.folder import member_names, read_run_config, start_run, train_members
 from surrogates.solvers.wave import simulate
 from surrogates.training import (
-    CHECKPOINT_NAME,
     MODEL_NAME,
     TrainConfig,
     TrainResult,
@@ -276,23 +275,19 @@ def train_deeponet_ensemble(data: DeepONetDataSpec, run_dir: str | os.PathLike, 
     ValueError
         If ``n_members < 2``, and as :func:`train_deeponet`.
     """
-    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
-        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
+    names = member_names(n_members)
     train_config = train_config or _default_train_config()
     run_dir = Path(run_dir)
     ds = data.open()
     split = data.split(ds)
-    names = [f"member-{m}" for m in range(n_members)]
     start_run(run_dir, RUN_KIND, {"model_class": "DeepONet", "members": names,
                                   "model_overrides": model_config or {},
                                   "data": dataclasses.asdict(data),
                                   "train": dataclasses.asdict(train_config)},
               overwrite=overwrite, resume=resume, fixed=("model_overrides", "data", "members"))
-    results = [_train_member(data, ds, split, run_dir / name, model_config,
-                             dataclasses.replace(train_config, seed=train_config.seed + m),
-                             overwrite=True,
-                             resume=resume and (run_dir / name / CHECKPOINT_NAME).is_file())
-               for m, name in enumerate(names)]
+    results = train_members(run_dir, names, train_config, resume, lambda member, cfg, again:
+                            _train_member(data, ds, split, member, model_config, cfg,
+                                          overwrite=True, resume=again))
     if data.calibration:
         calibrate_deeponet_run(run_dir)
     return results

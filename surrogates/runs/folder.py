@@ -21,6 +21,7 @@ import fnmatch
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,31 @@ def read_run_config(run_dir: str | os.PathLike,
         raise ValueError(f"{run_dir} is a {KINDS[kind]} run (kind {kind!r}), not a {wanted} "
                          f"run; use the {KINDS[kind]} commands on it")
     return config
+
+
+# ------------------------------------------------------------------------- ensemble members
+def member_names(n_members: int) -> list[str]:
+    """Subfolder names ``member-0 .. member-(M-1)`` of a deep ensemble of ``n_members >= 2``."""
+    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
+        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
+    return [f"member-{m}" for m in range(n_members)]
+
+
+def train_members(run_dir: str | os.PathLike, names: list[str], train_config, resume: bool,
+                  train_member: Callable[..., Any]) -> list[Any]:
+    """Train the members of a deep ensemble (Lakshminarayanan et al. 2017) one after another.
+
+    Member ``m`` is the ordinary run folder ``run_dir/names[m]``, trained by
+    ``train_member(member_dir, member_train_config, member_resume)`` with the seed
+    ``train_config.seed + m`` (weights and batches); with ``resume`` members that have a
+    checkpoint continue from it and the others start from scratch. Returns their results.
+    """
+    import dataclasses
+
+    from surrogates.training import CHECKPOINT_NAME
+
+    run_dir = Path(run_dir)
+    return [train_member(run_dir / name,
+                         dataclasses.replace(train_config, seed=train_config.seed + m),
+                         resume and (run_dir / name / CHECKPOINT_NAME).is_file())
+            for m, name in enumerate(names)]

@@ -39,7 +39,13 @@ from surrogates.data.shards import open_dataset
 from surrogates.metrics import dynamics as evaluation
 from surrogates.metrics import dynamics_plots
 from surrogates.metrics import regression as metrics
-from surrogates.runs.folder import CLOSURE_MODEL_CLASSES, prepare_run_dir, write_run_config
+from surrogates.runs.folder import (
+    CLOSURE_MODEL_CLASSES,
+    member_names,
+    prepare_run_dir,
+    train_members,
+    write_run_config,
+)
 from surrogates.runs.operators import (
     ENSEMBLE_CLASS,
     DataSpec,
@@ -52,7 +58,7 @@ from surrogates.runs.operators import (
     train_operator,
 )
 from surrogates.solvers import lorenz96
-from surrogates.training import CHECKPOINT_NAME, MODEL_NAME, TrainConfig, TrainResult
+from surrogates.training import MODEL_NAME, TrainConfig, TrainResult
 
 #: Model classes of :mod:`operators.mno` that ``surrogates evaluate`` runs against the resolved
 #: solver: closures inside the hybrid, the data-driven ``NextStateFNO`` on its own.
@@ -349,22 +355,17 @@ def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int
     list of TrainResult
         One per member.
     """
-    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
-        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
+    names = member_names(n_members)
     run_dir = Path(run_dir)
     prepare_run_dir(run_dir, overwrite, resume)
-    names = [f"member-{m}" for m in range(n_members)]
     write_run_config(run_dir, "closure", {
         "model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
         "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)})
-    results = []
-    for m, name in enumerate(names):
-        member = run_dir / name
-        results.append(train_operator(
-            data, member, model_class=model_class, model_config=model_config,
-            train_config=dataclasses.replace(train_config, seed=train_config.seed + m),
-            resume=resume and (member / CHECKPOINT_NAME).is_file(),
-            normalization=normalization, kind="closure", calibrate=False))
+    results = train_members(run_dir, names, train_config, resume, lambda member, cfg, again:
+                            train_operator(data, member, model_class=model_class,
+                                           model_config=model_config, train_config=cfg,
+                                           resume=again, normalization=normalization,
+                                           kind="closure", calibrate=False))
     if data.calibration:
         calibrate_run(run_dir)
     return results

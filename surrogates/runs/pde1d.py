@@ -64,9 +64,8 @@ from surrogates.runs.calibration import (
     read_calibration,
     uq_report,
 )
-from surrogates.runs.folder import read_run_config, start_run
+from surrogates.runs.folder import member_names, read_run_config, start_run, train_members
 from surrogates.training import (
-    CHECKPOINT_NAME,
     MODEL_NAME,
     TrainConfig,
     TrainResult,
@@ -231,6 +230,18 @@ def _train_member(ds: xr.Dataset, params: list[str], split: dict[str, np.ndarray
     return fit(stepper, train, validation, train_config, run_dir, resume=resume)
 
 
+def _rollout_setup(data: PDEBenchDataSpec, **stepper_args):
+    """``(ds, parameters, split, stepper_args, run_config)`` shared by a run and an ensemble:
+    the files, their split, the stepper's arguments (``step_normalization`` resolved by
+    :func:`default_step_normalization`) and the run configuration."""
+    ds, params, split = _training_data(data)
+    stepper_args["step_normalization"] = (stepper_args["step_normalization"]
+                                          or default_step_normalization(params))
+    run_config = {"model": stepper_args["model"], "model_class": "AutoregressiveStepper",
+                  "parameters": params, "data": dataclasses.asdict(data)}
+    return ds, params, split, stepper_args, run_config
+
+
 def default_step_normalization(parameters: list[str]) -> str:
     """``"initial"`` for viscous Burgers files (parameter ``Nu`` alone), whose decaying solutions
     make the per-frame relative error blow up as the frames vanish; ``"frame"`` (CAPE's) else.
@@ -273,13 +284,10 @@ def train_rollout(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *, model: 
     """
     train_config = train_config or _default_train_config()
     run_dir = Path(run_dir)
-    ds, params, split = _training_data(data)
-    stepper_args = {"model": model, "context": context, "model_config": model_config,
-                    "warmup_epochs": warmup_epochs, "aux_weight": aux_weight,
-                    "step_normalization": step_normalization or
-                    default_step_normalization(params)}
-    run_config = {"model": model, "model_class": "AutoregressiveStepper", "parameters": params,
-                  "data": dataclasses.asdict(data)}
+    ds, params, split, stepper_args, run_config = _rollout_setup(
+        data, model=model, context=context, model_config=model_config,
+        warmup_epochs=warmup_epochs, aux_weight=aux_weight,
+        step_normalization=step_normalization)
     result = _train_member(ds, params, split, run_dir, run_config, stepper_args, train_config,
                            overwrite, resume)
     if data.calibration:
@@ -314,28 +322,19 @@ def train_rollout_ensemble(data: PDEBenchDataSpec, run_dir: str | os.PathLike, *
     ValueError
         If ``n_members < 2``, and as :func:`train_rollout`.
     """
-    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
-        raise ValueError(f"an ensemble needs n_members >= 2, got {n_members!r}")
+    names = member_names(n_members)
     train_config = train_config or _default_train_config()
     run_dir = Path(run_dir)
-    ds, params, split = _training_data(data)
-    names = [f"member-{m}" for m in range(n_members)]
-    stepper_args = {"model": model, "context": context, "model_config": model_config,
-                    "warmup_epochs": warmup_epochs, "aux_weight": aux_weight,
-                    "step_normalization": step_normalization or
-                    default_step_normalization(params)}
-    run_config = {"model": model, "model_class": "AutoregressiveStepper", "parameters": params,
-                  "data": dataclasses.asdict(data)}
+    ds, params, split, stepper_args, run_config = _rollout_setup(
+        data, model=model, context=context, model_config=model_config,
+        warmup_epochs=warmup_epochs, aux_weight=aux_weight,
+        step_normalization=step_normalization)
     start_run(run_dir, RUN_KIND, {**run_config, "members": names,
                                   "train": dataclasses.asdict(train_config)},
               overwrite=overwrite, resume=resume, fixed=("model", "data", "members"))
-    results = []
-    for m, name in enumerate(names):
-        member = run_dir / name
-        results.append(_train_member(
-            ds, params, split, member, run_config, stepper_args,
-            dataclasses.replace(train_config, seed=train_config.seed + m), overwrite=True,
-            resume=resume and (member / CHECKPOINT_NAME).is_file()))
+    results = train_members(run_dir, names, train_config, resume, lambda member, cfg, again:
+                            _train_member(ds, params, split, member, run_config, stepper_args,
+                                          cfg, overwrite=True, resume=again))
     if data.calibration:
         calibrate_rollout_run(run_dir)
     return results
