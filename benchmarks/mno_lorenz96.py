@@ -57,10 +57,9 @@ from surrogates.runs.lorenz96 import (
     HybridEvaluationConfig,
     evaluate_closure_run,
     fit_polynomial_closure,
-    train_ensemble,
 )
 from surrogates.runs.lorenz96_finetune import UnrollConfig, finetune_closure
-from surrogates.runs.operators import DataSpec, evaluate_run, train_operator
+from surrogates.runs.operators import DataSpec, evaluate_run, train_ensemble, train_operator
 from surrogates.training import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mno_lorenz96.json"

@@ -86,10 +86,12 @@ def generate_darcy(out, pdebench_path, config_path, overwrite, shard, n_shards, 
 @click.option("--positional-embedding", type=click.Choice(["grid", "none"]),
               help="Append grid coordinates to the input [none: periodic, shift-invariant].")
 @click.option("--domain-padding", type=float, help="Padding fraction for non-periodic data [0].")
+@gridded.MEMBERS
 @gridded.training_options()
 @opt.fail_cleanly
 def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, modes,
-              width, layers, positional_embedding, domain_padding, resume, **train_flags):
+              width, layers, positional_embedding, domain_padding, members, resume,
+              **train_flags):
     """Fourier neural operator (1D/2D/3D from the number of spatial dims)."""
     table = opt.read_toml(config_path)
     data = gridded.data_spec(table, data_path, inputs, targets, spatial_dims, "subgrid_forcing")
@@ -102,7 +104,8 @@ def train_fno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
         model["n_modes"] = [modes] * len(data.spatial_dims)
     if positional_embedding is not None:
         model["positional_embedding"] = None if positional_embedding == "none" else "grid"
-    gridded.train_and_report(data, run_dir, "FNO", model, train_flags, table, resume, overwrite)
+    gridded.train_and_report(data, run_dir, "FNO", model, train_flags, table, resume, overwrite,
+                             members=members)
 
 
 #: ``train mgno`` defaults: the MgNO paper's recipe as run by benchmarks/mgno_darcy.py (H1 loss,
@@ -120,10 +123,11 @@ MGNO_TRAIN = {"loss": "relative_h1", "weight_decay": 1e-4, "scheduler": "onecycl
 @click.option("--padding-mode", type=click.Choice(["zeros", "circular", "reflect"]),
               help="Boundary condition: zeros = Dirichlet, circular = periodic, reflect = "
                    "Neumann [zeros].")
+@gridded.MEMBERS
 @gridded.training_options(MGNO_TRAIN)
 @opt.fail_cleanly
 def train_mgno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, width,
-               layers, levels, padding_mode, resume, **train_flags):
+               layers, levels, padding_mode, members, resume, **train_flags):
     """Multigrid neural operator (1D/2D from the number of spatial dims).
 
     Defaults suit `surrogates generate darcy` data: inputs a, targets u, spatial dims y,x; the
@@ -137,7 +141,7 @@ def train_mgno(data_path, run_dir, config_path, inputs, targets, spatial_dims, o
                         {"hidden_channels": width, "n_layers": layers, "levels": levels,
                          "padding_mode": padding_mode})
     gridded.train_and_report(data, run_dir, "MgNO", model, train_flags, table, resume, overwrite,
-                             train_defaults=MGNO_TRAIN)
+                             members=members, train_defaults=MGNO_TRAIN)
 
 
 @click.command("evaluate")
@@ -162,7 +166,7 @@ FAMILY = Family(
     example=(
         "generate darcy --out {dir}/darcy.nc --n-samples 60 --n 16",
         "train mgno --data {dir}/darcy.nc --out {dir}/run --epochs 1 --width 4 --layers 1 "
-        "--levels 2 --batch-size 8 --calibrate 0.5",
+        "--levels 2 --batch-size 8 --calibrate 0.5 --members 2",
         "evaluate {dir}/run",
         "predict {dir}/run --split test --out {dir}/prediction.nc",
     ),

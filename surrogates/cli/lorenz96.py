@@ -71,8 +71,6 @@ _NOTE = ("The default target `closure_target` (RK4-step-averaged) suits a forwar
 _HISTORY = click.option("--history", type=click.IntRange(min=0),
                         help="Past saved frames of X given to the closure as extra channels "
                              "[0]; evaluate it with --dt-factor equal to the data's save_every.")
-_MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
-                        help="Train an ensemble of this many closures (seeds seed, seed+1, ...).")
 #: Closure model and training defaults: the settings of benchmarks/mno_lorenz96.py (MNO 16
 #: channels, 2 layers; 12 epochs, batch 128, lr 3e-3), whose MNO hybrid keeps a valid forecast
 #: for 2.51 MTU at K = 36 against 0.99 for coarse physics.
@@ -95,7 +93,7 @@ def _fourier(width, layers, modes) -> dict:
 @gridded.data_options(_TARGETS)
 @_FOURIER
 @_HISTORY
-@_MEMBERS
+@gridded.MEMBERS
 @gridded.training_options(CLOSURE_TRAIN)
 @opt.fail_cleanly
 def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite, modes,
@@ -115,7 +113,7 @@ def train_mno(data_path, run_dir, config_path, inputs, targets, spatial_dims, ov
 @click.option("--stencil", type=int, help="Neighbours on each side seen by the MLP [0: local].")
 @click.option("--width", type=int, help="Hidden channels [32].")
 @_HISTORY
-@_MEMBERS
+@gridded.MEMBERS
 @gridded.training_options(CLOSURE_TRAIN)
 @opt.fail_cleanly
 def train_local_mlp(data_path, run_dir, config_path, inputs, targets, spatial_dims, overwrite,

@@ -24,6 +24,11 @@ CALIBRATE = click.option(
          "predict then use them [off].")
 
 
+MEMBERS = click.option("--members", type=click.IntRange(min=1), default=1, show_default=True,
+                       help="Train a deep ensemble of this many models (seeds seed, seed+1, ...) "
+                            "in member-* subfolders; evaluate and predict add their spread.")
+
+
 def training_options(defaults: dict[str, Any] | None = None) -> Any:
     """``--calibrate``, ``--stream`` and the optimisation flags
     (:func:`~surrogates.cli.options.fit_options`, with the command's ``defaults``)."""
@@ -75,7 +80,7 @@ def train_and_report(data, run_dir, model_class, model, train_flags, table, resu
         data = dataclasses.replace(data, calibration=calibration)
     train_config = opt.train_config_from(table, train_flags, train_defaults)
     if members > 1:
-        from surrogates.runs.lorenz96 import train_ensemble
+        from surrogates.runs.operators import train_ensemble
 
         results = train_ensemble(data, run_dir, n_members=members, model_class=model_class,
                                  model_config=model, train_config=train_config,

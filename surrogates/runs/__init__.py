@@ -13,7 +13,7 @@ _MOVED = {
     "ENSEMBLE_CLASS": "surrogates.runs.operators",
     "train_operator": "surrogates.runs.operators",
     "load_run": "surrogates.runs.operators",
-    "train_ensemble": "surrogates.runs.lorenz96",
+    "train_ensemble": "surrogates.runs.operators",
     "fit_polynomial_closure": "surrogates.runs.lorenz96",
     "prepare_run_dir": "surrogates.runs.folder",
     "RUN_CONFIG_NAME": "surrogates.runs.folder",

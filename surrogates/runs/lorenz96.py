@@ -2,8 +2,9 @@
 scored against the fully resolved solver.
 
 Closure runs are operator runs (:mod:`surrogates.runs.operators`) of kind ``"closure"``;
-:func:`train_ensemble` writes a deep ensemble of them, :func:`fit_polynomial_closure` the
-least-squares cubic of Wilks (2005), :func:`evaluate_closure_run` adds the hybrid evaluation.
+:func:`~surrogates.runs.operators.train_ensemble` writes a deep ensemble of them,
+:func:`fit_polynomial_closure` the least-squares cubic of Wilks (2005), and
+:func:`evaluate_closure_run` adds the hybrid evaluation.
 
 For test initial conditions ``(X_0, Y_0)`` taken from a dataset, the reference is the resolved
 two-tier system integrated by :func:`surrogates.solvers.lorenz96.solve`; each model is the hybrid
@@ -41,24 +42,19 @@ from surrogates.metrics import dynamics_plots
 from surrogates.metrics import regression as metrics
 from surrogates.runs.folder import (
     CLOSURE_MODEL_CLASSES,
-    member_names,
     prepare_run_dir,
-    train_members,
     write_run_config,
 )
 from surrogates.runs.operators import (
-    ENSEMBLE_CLASS,
     DataSpec,
-    calibrate_run,
     evaluate_run,
     load_run,
     operator_splits,
     scalar_statistics,
     split_indices,
-    train_operator,
 )
 from surrogates.solvers import lorenz96
-from surrogates.training import MODEL_NAME, TrainConfig, TrainResult
+from surrogates.training import MODEL_NAME
 
 #: Model classes of :mod:`operators.mno` that ``surrogates evaluate`` runs against the resolved
 #: solver: closures inside the hybrid, the data-driven ``NextStateFNO`` on its own.
@@ -337,40 +333,6 @@ def evaluate_hybrid(closures: Mapping[str, torch.nn.Module | None], ds: xr.Datas
 
 
 # ----------------------------------------------------------------------- closure run folders
-def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int,
-                   model_class: str, model_config: dict[str, Any], train_config: TrainConfig,
-                   overwrite: bool = False, resume: bool = False,
-                   normalization: str = "scalar") -> list[TrainResult]:
-    """Train ``n_members`` copies of a model with seeds ``seed, seed + 1, ...`` (deep ensemble).
-
-    Member ``m`` is an ordinary run folder ``run_dir/member-m``
-    (:func:`~surrogates.runs.operators.train_operator`, same data and split, own seed for weights
-    and batches); ``run_dir/run_config.json`` names the members, and
-    :func:`~surrogates.runs.operators.load_run` returns a
-    :class:`~operators.mno.ClosureEnsemble`. With ``resume`` finished members are kept and
-    unfinished ones continue from their checkpoints.
-
-    Returns
-    -------
-    list of TrainResult
-        One per member.
-    """
-    names = member_names(n_members)
-    run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, overwrite, resume)
-    write_run_config(run_dir, "closure", {
-        "model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
-        "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)})
-    results = train_members(run_dir, names, train_config, resume, lambda member, cfg, again:
-                            train_operator(data, member, model_class=model_class,
-                                           model_config=model_config, train_config=cfg,
-                                           resume=again, normalization=normalization,
-                                           kind="closure", calibrate=False))
-    if data.calibration:
-        calibrate_run(run_dir)
-    return results
-
-
 def fit_polynomial_closure(data: DataSpec, run_dir: str | os.PathLike, *, degree: int = 3,
                            overwrite: bool = False) -> dict[str, Any]:
     """Fit the cubic (degree ``degree``) closure of Wilks (2005) by least squares on the

@@ -41,8 +41,10 @@ from surrogates.runs.calibration import (
 from surrogates.runs.folder import (
     CLOSURE_MODEL_CLASSES,
     RUN_CONFIG_NAME,
+    member_names,
     prepare_run_dir,
     read_run_config,
+    train_members,
     write_run_config,
 )
 from surrogates.training import (
@@ -231,11 +233,48 @@ def calibrate_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     return fit_calibration(run_dir, pred.mean, std, pred.targets)
 
 
+def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int,
+                   model_class: str, model_config: dict[str, Any], train_config: TrainConfig,
+                   overwrite: bool = False, resume: bool = False,
+                   normalization: str = "scalar", kind: str | None = None
+                   ) -> list[TrainResult]:
+    """Train ``n_members`` copies of a model with seeds ``seed, seed + 1, ...`` (deep ensemble).
+
+    Member ``m`` is an ordinary run folder ``run_dir/member-m``
+    (:func:`~surrogates.runs.operators.train_operator`, same data and split, own seed for weights
+    and batches); ``run_dir/run_config.json`` names the members, and
+    :func:`~surrogates.runs.operators.load_run` returns a
+    :class:`~operators.mno.ClosureEnsemble` (the mean of its members; evaluate and predict
+    add their spread). ``kind`` defaults as in :func:`train_operator`. With ``resume``
+    finished members are kept and unfinished ones continue from their checkpoints.
+
+    Returns
+    -------
+    list of TrainResult
+        One per member.
+    """
+    names = member_names(n_members)
+    kind = kind or ("closure" if model_class in CLOSURE_MODEL_CLASSES else "operator")
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, overwrite, resume)
+    write_run_config(run_dir, kind, {
+        "model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
+        "data": dataclasses.asdict(data), "train": dataclasses.asdict(train_config)})
+    results = train_members(run_dir, names, train_config, resume, lambda member, cfg, again:
+                            train_operator(data, member, model_class=model_class,
+                                           model_config=model_config, train_config=cfg,
+                                           resume=again, normalization=normalization,
+                                           kind=kind, calibrate=False))
+    if data.calibration:
+        calibrate_run(run_dir)
+    return results
+
+
 def load_run(run_dir: str | os.PathLike, kinds: tuple[str, ...] = ("operator", "closure")
              ) -> tuple[OperatorModel, dict[str, Any]]:
     """The best model of a run folder and its ``run_config.json``.
 
-    An ensemble folder (:func:`surrogates.runs.lorenz96.train_ensemble`) gives a
+    An ensemble folder (:func:`train_ensemble`) gives a
     :class:`~operators.mno.ClosureEnsemble` of its members' best models.
     """
     run_dir = Path(run_dir)
