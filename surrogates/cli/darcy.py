@@ -166,7 +166,7 @@ FAMILY = Family(
     example=(
         "generate darcy --out {dir}/darcy.nc --n-samples 60 --n 16",
         "train mgno --data {dir}/darcy.nc --out {dir}/run --epochs 1 --width 4 --layers 1 "
-        "--levels 2 --batch-size 8 --calibrate 0.5 --members 2",
+        "--levels 2 --batch-size 8 --calibrate 0.5",
         "evaluate {dir}/run",
         "predict {dir}/run --split test --out {dir}/prediction.nc",
     ),

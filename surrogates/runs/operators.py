@@ -256,6 +256,7 @@ def train_ensemble(data: DataSpec, run_dir: str | os.PathLike, *, n_members: int
     names = member_names(n_members)
     kind = kind or ("closure" if model_class in CLOSURE_MODEL_CLASSES else "operator")
     run_dir = Path(run_dir)
+    operator_splits(data)  # bad data is refused before the folder is touched
     prepare_run_dir(run_dir, overwrite, resume)
     write_run_config(run_dir, kind, {
         "model_class": ENSEMBLE_CLASS, "member_class": model_class, "members": names,
