@@ -322,8 +322,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     ValueError
         If the file is damaged (truncated, not a torch archive) or carries pickled objects.
     """
-    import pickle
-
     path = Path(path)
     if path.is_dir():
         raise FileNotFoundError(f"{path} is a directory, not a {what}; restore the file or "
@@ -332,11 +330,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"no {what} at {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refused a global: nothing ran
-        raise ValueError(f"{path} carries pickled objects beyond tensors, which are never "
-                         "loaded (torch.load(weights_only=True) refused them); it was not "
-                         "written by surrogates: do not use it") from None
     except (RuntimeError, OSError, EOFError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{path} is damaged: not a complete torch checkpoint ({first}); "
                          "restore it or retrain the run") from None
+    except Exception as err:
+        # weights_only refuses any global beyond tensors with an UnpicklingError: nothing ran
+        if type(err).__name__ != "UnpicklingError":
+            raise
+        raise ValueError(f"{path} carries pickled objects beyond tensors, which are never "
+                         "loaded (torch.load(weights_only=True) refused them); it was not "
+                         "written by surrogates: do not use it") from None

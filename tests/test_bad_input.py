@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shlex
 import shutil
 import signal
@@ -153,14 +152,14 @@ def write_truncated(source: Path, path: Path) -> Path:
 
 
 def write_pickle_bomb(path: Path, marker: Path) -> Path:
-    """A file whose unpickling would create ``marker`` (torch.load without weights_only would)."""
+    """A torch checkpoint whose loading would create ``marker`` (``torch.save`` pickles any
+    object; ``torch.load`` without ``weights_only`` would run its ``__reduce__``)."""
 
     class Bomb:
         def __reduce__(self):
             return (Path.write_text, (marker, "the pickle ran"))
 
-    with open(path, "wb") as f:
-        pickle.dump({"state_dict": Bomb()}, f)
+    torch.save({"state_dict": Bomb()}, path)
     return path
 
 
