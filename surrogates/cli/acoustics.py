@@ -120,17 +120,9 @@ def train_deeponet(data_path, run_dir, config_path, branch, sensors_per_axis, po
     train_config = opt.train_config_from(table, train_flags, DEEPONET_TRAIN)
     common = {"model_config": model, "train_config": train_config, "overwrite": overwrite,
               "resume": resume}
-    if members > 1:
-        results = train_deeponet_ensemble(data, run_dir, n_members=members, **common)
-        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in results)
-        click.echo(f"trained an ensemble of {members} (seeds {train_config.seed}.."
-                   f"{train_config.seed + members - 1}); best validation MSE {losses} Pa^2; "
-                   f"run in {run_dir}")
-    else:
-        result = train(data, run_dir, **common)
-        click.echo(f"trained {len(result.history)} epochs; best validation MSE "
-                   f"{result.best_validation_loss:.4e} Pa^2 at epoch {result.best_epoch}; run "
-                   f"in {run_dir}")
+    result = (train_deeponet_ensemble(data, run_dir, n_members=members, **common)
+              if members > 1 else train(data, run_dir, **common))
+    opt.echo_training(result, run_dir, train_config.seed, "validation MSE", "Pa^2")
     if data.calibration:
         click.echo(f"calibrated per-time conformal intervals on {run_dir}/calibration.json")
 

@@ -79,22 +79,15 @@ def train_and_report(data, run_dir, model_class, model, train_flags, table, resu
     if calibration is not None:
         data = dataclasses.replace(data, calibration=calibration)
     train_config = opt.train_config_from(table, train_flags, train_defaults)
+    common = {"model_class": model_class, "model_config": model, "train_config": train_config,
+              "overwrite": overwrite, "resume": resume, "normalization": normalization}
     if members > 1:
         from surrogates.runs.operators import train_ensemble
 
-        results = train_ensemble(data, run_dir, n_members=members, model_class=model_class,
-                                 model_config=model, train_config=train_config,
-                                 overwrite=overwrite, resume=resume, normalization=normalization)
-        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in results)
-        click.echo(f"trained an ensemble of {members} (seeds {train_config.seed}.."
-                   f"{train_config.seed + members - 1}); best validation losses {losses}; "
-                   f"run in {run_dir}")
-        return
-    result = train_operator(data, run_dir, model_class=model_class, model_config=model,
-                            train_config=train_config, overwrite=overwrite, resume=resume,
-                            normalization=normalization)
-    click.echo(f"trained {len(result.history)} epochs; best validation loss "
-               f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in {run_dir}")
+        result = train_ensemble(data, run_dir, n_members=members, **common)
+    else:
+        result = train_operator(data, run_dir, **common)
+    opt.echo_training(result, run_dir, train_config.seed)
 
 
 def _predict(run_dir, data_path, out, split, overwrite):

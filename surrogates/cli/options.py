@@ -444,6 +444,22 @@ def file_predictor(write: Callable[..., Any], doc: str, out_help: str, *,
         run_argument(predict_options(out_help, data_help, split)(predict)))
 
 
+def echo_training(result, run_dir, seed: int, loss: str = "validation loss",
+                  units: str = "") -> None:
+    """Print what training reached: one run's best ``loss`` and its epoch, or, for an ensemble
+    (a list of results, seeds ``seed, seed + 1, ...``), every member's best ``loss``."""
+    unit = f" {units}" if units else ""
+    if isinstance(result, list):
+        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in result)
+        click.echo(f"trained an ensemble of {len(result)} (seeds {seed}.."
+                   f"{seed + len(result) - 1}); best {loss} per member {losses}{unit}; run in "
+                   f"{run_dir}")
+    else:
+        click.echo(f"trained {len(result.history)} epochs; best {loss} "
+                   f"{result.best_validation_loss:.4e}{unit} at epoch {result.best_epoch}; run "
+                   f"in {run_dir}")
+
+
 def echo_uq_block(block: Mapping[str, Any] | None) -> None:
     """Print the ``uq`` entry of ``metrics.json``: one report per output (:func:`echo_uq`)."""
     for name, report in (block or {}).items():

@@ -142,17 +142,9 @@ def train_rollout(files, run_dir, model, config_path, reduced_resolution, reduce
                                  param_hint="--config")
     common = {"model": model, "model_config": table.get("model"), "train_config": train_config,
               "overwrite": overwrite, "resume": resume, **rollout}
-    if members > 1:
-        results = train_rollout_ensemble(data, run_dir, n_members=members, **common)
-        losses = ", ".join(f"{r.best_validation_loss:.4e}" for r in results)
-        click.echo(f"trained an ensemble of {members} (seeds {train_config.seed}.."
-                   f"{train_config.seed + members - 1}); best validation rollout losses "
-                   f"{losses}; run in {run_dir}")
-    else:
-        result = train_rollout(data, run_dir, **common)
-        click.echo(f"trained {len(result.history)} epochs; best validation rollout loss "
-                   f"{result.best_validation_loss:.4e} at epoch {result.best_epoch}; run in "
-                   f"{run_dir}")
+    result = (train_rollout_ensemble(data, run_dir, n_members=members, **common)
+              if members > 1 else train_rollout(data, run_dir, **common))
+    opt.echo_training(result, run_dir, train_config.seed, "validation rollout loss")
     if data.calibration:
         click.echo(f"calibrated per-lead conformal intervals on {run_dir}/calibration.json")
 
